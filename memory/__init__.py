@@ -1,0 +1,1 @@
+"""Memory: the Chroma pool of captioned videos and our own text embeddings."""
