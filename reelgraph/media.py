@@ -147,7 +147,9 @@ def read_video(path: str | os.PathLike[str], max_frames: int | None = None) -> n
     return np.stack(frames)
 
 
-def write_gif(frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps: int = 8, scale: int = 1) -> Path:
+def write_gif(
+    frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps: int = 8, scale: int = 1
+) -> Path:
     from PIL import Image
 
     images = [Image.fromarray(frame) for frame in upscale(_check_frames(np.asarray(list(frames))), scale)]
