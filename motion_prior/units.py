@@ -173,7 +173,7 @@ def _load_spacy(model: str) -> Language:
     import spacy
 
     try:
-        return spacy.load(model)
+        return spacy.load(model, exclude=["ner"])  # entities are not needed; saves a third of the time
     except OSError as error:
         raise ReelgraphError(
             f"spaCy pipeline {model!r} cannot be loaded.",
