@@ -111,7 +111,9 @@ class VideoModel:
         self, latents: torch.Tensor, t: torch.Tensor | int, encoder_hidden_states: torch.Tensor, **kwargs: Any
     ) -> torch.Tensor:
         """``ε_θ(z_t, t, c)``: ``(B, C, F, h, w)`` latents and ``(B, L, D)`` context to ``noise_pred``."""
-        return self.unet(latents, t, encoder_hidden_states=encoder_hidden_states, return_dict=False, **kwargs)[0]
+        return self.unet(
+            latents, t, encoder_hidden_states=encoder_hidden_states, return_dict=False, **kwargs
+        )[0]
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:

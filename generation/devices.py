@@ -53,7 +53,5 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         raise ReelgraphError(f"Unknown dtype {name!r}.", fix=f"use auto or one of {sorted(set(_DTYPES))}.")
     dtype = _DTYPES[name]
     if device.type == "cpu" and dtype == torch.float16:
-        raise ReelgraphError(
-            "fp16 on the CPU is not supported.", fix="use fp32 (or bf16) on the CPU."
-        )
+        raise ReelgraphError("fp16 on the CPU is not supported.", fix="use fp32 (or bf16) on the CPU.")
     return dtype

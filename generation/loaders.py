@@ -12,49 +12,18 @@ online). Loaders are chosen by the UNet class named in ``model_index.json``:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from generation.backend import VideoModel
 from generation.devices import resolve_device, resolve_dtype
-from generation.model_info import ModelInfo, read_model_info
+from generation.model_info import ModelInfo, locate_model, read_model_info
 from generation.text_encoders import CLIPPromptEncoder, MiniLMPromptEncoder
 from reelgraph.errors import ReelgraphError
-from reelgraph.resolve import TOY_MODEL, resolve_text_model, resolve_video_model
+from reelgraph.resolve import resolve_text_model
 
 _FLOW_MATCHING_SCHEDULERS = {"FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler"}
-
-
-def locate_model(name_or_path: str | None) -> tuple[Path, str]:
-    """Folder of a model and the id to record for it (``toy``, a hub id or a path)."""
-    model_id = name_or_path or TOY_MODEL
-    resolved = resolve_video_model(model_id)
-    folder = Path(resolved)
-    if folder.is_dir():
-        if model_id == TOY_MODEL and not (folder / "model_index.json").is_file():
-            raise ReelgraphError(
-                "The embedded toy model is missing from this checkout.",
-                why=f"{folder} has no model_index.json.",
-                fix="restore toyworld/model from git, or train one with `reelgraph toy train`.",
-            )
-        return folder, model_id
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
-    try:
-        folder = Path(snapshot_download(resolved, local_files_only=offline))
-    except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
-        raise ReelgraphError(
-            f"Model {model_id!r} was not found.",
-            why="it is not a local folder, and the hub "
-            + ("is offline (HF_HUB_OFFLINE=1) and the id is not in the local cache." if offline else f"said: {error}"),
-            fix="download it on a machine with internet (huggingface-cli download ID) and pass the folder, "
-            "or use 'toy' for the embedded model.",
-        ) from error
-    return folder, model_id
 
 
 def _load_unet3d(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
@@ -64,6 +33,17 @@ def _load_unet3d(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
 
 
 _UNET_LOADERS = {"UNet3DConditionModel": _load_unet3d}
+
+
+def _quiet_libraries() -> None:
+    """Our own progress bars and warnings speak to the user; the libraries' loading chatter does not."""
+    import diffusers
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    diffusers.logging.set_verbosity_error()
+    diffusers.logging.disable_progress_bar()
 
 
 def _prompt_encoder(folder: Path, info: ModelInfo):
@@ -88,6 +68,7 @@ def load_video_model(
     """Load a model by id or folder onto ``device`` in ``dtype`` (``auto``: see :mod:`generation.devices`)."""
     from diffusers import AutoencoderKL, DDIMScheduler
 
+    _quiet_libraries()
     folder, model_id = locate_model(name_or_path)
     info = read_model_info(folder, model_id=model_id, hash_memo=hash_memo)
     if info.scheduler_class in _FLOW_MATCHING_SCHEDULERS:

@@ -16,12 +16,14 @@ Two layouts are understood, both diffusers' text-to-video folder layout
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import folder_hash
+from reelgraph.resolve import TOY_MODEL, resolve_video_model
 
 DEFAULT_CLIP_FRAMES = 16
 DEFAULT_FPS = 8
@@ -45,6 +47,7 @@ class ModelInfo:
     text_encoder: str
     max_prompt_tokens: int
     unet_parameters: int
+    unet_max_channels: int
     latent_channels: int
     vae_scale_factor: int
 
@@ -63,7 +66,9 @@ def _read_json(path: Path) -> dict:
             fix="point --model at such a folder or a hub id, or use 'toy' for the embedded model.",
         ) from error
     except json.JSONDecodeError as error:
-        raise ReelgraphError(f"{path} is not valid JSON: {error}.", fix="repair or re-download the model.") from error
+        raise ReelgraphError(
+            f"{path} is not valid JSON: {error}.", fix="repair or re-download the model."
+        ) from error
 
 
 def safetensors_parameter_count(folder: Path) -> int:
@@ -83,7 +88,9 @@ def safetensors_parameter_count(folder: Path) -> int:
     return total
 
 
-def read_model_info(path: str | Path, model_id: str | None = None, hash_memo: Path | None = None) -> ModelInfo:
+def read_model_info(
+    path: str | Path, model_id: str | None = None, hash_memo: Path | None = None
+) -> ModelInfo:
     """Describe the model folder at ``path`` from its configs."""
     folder = Path(path)
     if not folder.is_dir():
@@ -106,7 +113,11 @@ def read_model_info(path: str | Path, model_id: str | None = None, hash_memo: Pa
         max_tokens = int(text_encoder_spec.get("max_length", 32))
     else:
         tokenizer_config = folder / "tokenizer" / "tokenizer_config.json"
-        max_tokens = int(_read_json(tokenizer_config).get("model_max_length", 77)) if tokenizer_config.is_file() else 77
+        max_tokens = (
+            int(_read_json(tokenizer_config).get("model_max_length", 77))
+            if tokenizer_config.is_file()
+            else 77
+        )
         text_encoder = index.get("text_encoder", ["transformers", "CLIPTextModel"])[1]
 
     return ModelInfo(
@@ -123,6 +134,41 @@ def read_model_info(path: str | Path, model_id: str | None = None, hash_memo: Pa
         text_encoder=text_encoder,
         max_prompt_tokens=max_tokens,
         unet_parameters=safetensors_parameter_count(folder / "unet"),
+        unet_max_channels=int(max(unet_config.get("block_out_channels", [320]))),
         latent_channels=int(unet_config.get("in_channels", 4)),
         vae_scale_factor=vae_scale,
     )
+
+
+def locate_model(name_or_path: str | None) -> tuple[Path, str]:
+    """Folder of a model and the id to record for it (``toy``, a hub id or a path)."""
+    model_id = name_or_path or TOY_MODEL
+    resolved = resolve_video_model(model_id)
+    folder = Path(resolved)
+    if model_id == TOY_MODEL and not (folder / "model_index.json").is_file():
+        raise ReelgraphError(
+            "The embedded toy model is missing from this checkout.",
+            why=f"{folder} has no model_index.json.",
+            fix="restore toyworld/model from git, or train one with `reelgraph toy train`.",
+        )
+    if folder.is_dir():
+        return folder, model_id
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+    try:
+        folder = Path(snapshot_download(resolved, local_files_only=offline))
+    except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
+        raise ReelgraphError(
+            f"Model {model_id!r} was not found.",
+            why="it is not a local folder, and the hub "
+            + (
+                "is offline (HF_HUB_OFFLINE=1) and the id is not in the local cache."
+                if offline
+                else f"said: {error}"
+            ),
+            fix="download it on a machine with internet (huggingface-cli download ID) and pass the folder, "
+            "or use 'toy' for the embedded model.",
+        ) from error
+    return folder, model_id

@@ -159,7 +159,9 @@ def invert_ddim(
     timesteps = scheduler.timesteps
     b, _, f, _, _ = latents.shape
     for i, t in enumerate(timesteps):
-        noise_pred = guided_noise_pred(model, latents, t, prompt_embeds, negative_prompt_embeds, guidance_scale)
+        noise_pred = guided_noise_pred(
+            model, latents, t, prompt_embeds, negative_prompt_embeds, guidance_scale
+        )
         step = scheduler.step(_frames_as_batch(noise_pred), t, _frames_as_batch(latents))
         latents = _batch_as_frames(step.prev_sample, b, f)
         if callback is not None:

@@ -7,6 +7,7 @@ file is hashed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,8 +56,6 @@ def folder_hash(folder: str | os.PathLike[str], memo: Path | None = None, length
             changed = True
         digest.update(f"{path.relative_to(folder).as_posix()}:{file_digest}\n".encode())
     if memo is not None and changed:
-        try:
+        with contextlib.suppress(OSError):  # the memo only saves time; an unwritable home must not stop a run
             write_json(memo, cache)
-        except OSError:
-            pass  # the memo only saves time; an unwritable home must not stop a run
     return digest.hexdigest()[:length]

@@ -70,7 +70,9 @@ def test_callback_sees_every_step_and_can_cancel(model):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        sample_ddim(model, model.make_scheduler(), latents, cond, num_inference_steps=5, callback=stop_at_three)
+        sample_ddim(
+            model, model.make_scheduler(), latents, cond, num_inference_steps=5, callback=stop_at_three
+        )
     assert [info.step for info in seen] == [0, 1, 2]
     assert all(info.num_steps == 5 for info in seen)
 

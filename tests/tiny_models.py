@@ -15,7 +15,11 @@ import torch
 
 def _bytes_to_unicode() -> list[str]:
     """CLIP's byte-level alphabet: one printable character per byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     extra = 0
     for b in range(256):
