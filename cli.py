@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from reelgraph.errors import ReelgraphError
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ReelgraphGroup(TyperGroup):
@@ -149,27 +149,30 @@ class _step_progress:
     """A rich progress bar on stderr, fed by the generation service's per-step hook."""
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
-        self._progress.__enter__()
+        self._progress = None
         self._tasks: dict[str, Any] = {}
         return self.update
 
     def update(self, label: str, completed: int, total: int) -> None:
+        if self._progress is None:  # started on the first step, so errors before sampling print cleanly
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self._progress.start()
         if label not in self._tasks:
             self._tasks[label] = self._progress.add_task(label, total=total)
         self._progress.update(self._tasks[label], completed=completed, total=total)
 
     def __exit__(self, *exc) -> None:
-        self._progress.__exit__(*exc)
+        if self._progress is not None:
+            self._progress.stop()
 
 
 @app.command()

@@ -13,6 +13,7 @@ and changes nothing else.
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -180,12 +181,15 @@ def extend(state: RunState, services: Services) -> dict[str, Any]:
 
 def finalize(state: RunState, services: Services) -> dict[str, Any]:
     """Decode every clip into the viewing files, then write the manifest (last, atomically)."""
+    started = time.perf_counter()
     run_dir = Path(state.run_dir)
     caption = " | ".join(scene.prompt for scene in state.scenes)
     files = services.generator.write_outputs([Path(c.latents_path) for c in state.clips], run_dir, caption)
     outputs = OutputFiles(**files)
     manifest_path = run_dir / "manifest.json"
-    write_json(manifest_path, build_manifest(state, services, outputs))
+    # The manifest is this node's last act, so it records the node's time up to here.
+    timed = state.model_copy(update={"timings": {**state.timings, "finalize": time.perf_counter() - started}})
+    write_json(manifest_path, build_manifest(timed, services, outputs))
     shutil.rmtree(_work_dir(state), ignore_errors=True)  # clip latents served their purpose
     return {"outputs": outputs, "manifest_path": str(manifest_path)}
 
