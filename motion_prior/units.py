@@ -71,7 +71,9 @@ _SINGULAR_DETERMINERS = {"a", "an", "one", "each", "every", "this", "another"}
 
 # Verbs that describe a state rather than a motion; a noun-rooted caption's
 # core prefers any other verb ("a man sitting on a bench reading a book").
-_STATIVE_VERBS = {"wear", "hold", "have", "carry", "dress", "sit", "stand", "lie", "smile", "pose"}
+_STATIVE_VERBS = {
+    "wear", "hold", "have", "carry", "dress", "sit", "stand", "lie", "smile", "pose", "stay", "remain", "rest",
+}  # fmt: skip
 # Nouns after which a participle belongs to the wearer/holder, not the thing.
 _WORN_HELD_VERBS = {"wear", "hold", "carry", "have", "sport"}
 # Roots that only frame the real verb: "a man starts to run" is a run.
@@ -94,6 +96,7 @@ _DIRECTION_WORDS = {
     "backward", "backwards", "back", "away", "around", "sideways", "out", "off", "over", "across",
     "along", "through", "past", "toward", "towards", "into", "onto", "inside", "outside", "clockwise",
     "counterclockwise", "anticlockwise", "apart", "together", "upstairs", "downstairs", "ahead",
+    "leftward", "leftwards", "rightward", "rightwards",
 }  # fmt: skip
 _PATH_PREPOSITIONS = {
     "to", "toward", "towards", "into", "onto", "out", "across", "through", "over", "under", "along",
@@ -116,7 +119,7 @@ _RELATIONAL_PREPOSITIONS: dict[str, set[str] | None] = {
     "after": None,
     "with": None,
     "against": None,
-    "over": {"jump", "hop", "leap", "vault", "step", "bounce", "trip", "climb", "arc", "skip"},
+    "over": {"jump", "hop", "leap", "vault", "spring", "step", "bounce", "trip", "climb", "arc", "skip"},
 }
 
 
@@ -158,14 +161,25 @@ class _Frame:
 # --------------------------------------------------------------------------- parsing helpers
 
 
+@dataclass(frozen=True)
+class _Lexicon:
+    """Known verb and noun lemmas of the pipeline's lemmatizer; ``word in lexicon`` asks about verbs."""
+
+    verbs: frozenset[str]
+    nouns: frozenset[str]
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.verbs
+
+
 @functools.lru_cache(maxsize=2)
-def _verb_lemmas(model: str) -> frozenset[str]:
+def _lexicon(model: str) -> _Lexicon:
     nlp = _load_spacy(model)
     try:
         table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
-        return frozenset(table["verb"])
+        return _Lexicon(frozenset(table["verb"]), frozenset(table["noun"]))
     except (KeyError, ValueError):
-        return frozenset()
+        return _Lexicon(frozenset(), frozenset())
 
 
 @functools.lru_cache(maxsize=2)
@@ -182,7 +196,7 @@ def _load_spacy(model: str) -> Language:
         ) from error
 
 
-def _verb_base(word: str, verbs: frozenset[str]) -> str | None:
+def _verb_base(word: str, lex: _Lexicon) -> str | None:
     """Base form of a third-person verb form ("rises" -> "rise", "pushes" -> "push")."""
     word = word.lower()
     if not word.endswith("s") or word.endswith("ss") or len(word) < 3:
@@ -190,7 +204,19 @@ def _verb_base(word: str, verbs: frozenset[str]) -> str | None:
     options = [word[:-1], word[:-2]]
     if word.endswith("ies"):
         options.insert(0, word[:-3] + "y")
-    return next((option for option in options if option in verbs), None)
+    return next((option for option in options if option in lex), None)
+
+
+def _gerund_base(word: str, lex: _Lexicon) -> str | None:
+    """Base form of an -ing form ("spinning" -> "spin", "deflating" -> "deflate")."""
+    word = word.lower()
+    if not word.endswith("ing") or len(word) < 5:
+        return None
+    stem = word[:-3]
+    options = [stem, stem + "e"]
+    if len(stem) > 2 and stem[-1] == stem[-2]:
+        options.append(stem[:-1])
+    return next((option for option in options if option in lex), None)
 
 
 def _is_subject(token: Token) -> bool:
@@ -198,11 +224,13 @@ def _is_subject(token: Token) -> bool:
 
 
 def _has_subject_predicate(sent: Span, ignore: Token) -> bool:
+    """Whether some verb of ``sent`` has a nominal subject (an adjective subject is a misparse)."""
     for token in sent:
-        if token.pos_ != "VERB" or token == ignore:
+        if token.pos_ != "VERB" or token == ignore or token.lemma_.lower() == "be":
             continue
-        if any(_is_subject(child) and child != ignore for child in token.children):
-            return True
+        for child in token.children:
+            if _is_subject(child) and child != ignore and child.pos_ in {"NOUN", "PROPN", "PRON"}:
+                return True
     return False
 
 
@@ -210,58 +238,113 @@ def _np_start(token: Token) -> int:
     """Index where the nominal run that ends just before ``token`` starts."""
     i = token.i - 1
     doc = token.doc
-    while i >= token.sent.start and doc[i].pos_ in {"DET", "ADJ", "NOUN", "PROPN", "NUM", "PUNCT"}:
+    while i >= token.sent.start and doc[i].pos_ in {
+        "DET",
+        "ADJ",
+        "ADV",
+        "NOUN",
+        "PROPN",
+        "NUM",
+        "PUNCT",
+        "VERB",
+    }:
         if doc[i].pos_ == "PUNCT" and doc[i].text != "-":
+            break
+        if doc[i].pos_ == "VERB" and _has_own_subject(doc[i]):
             break
         i -= 1
     return i + 1
 
 
-def _repair_candidate(token: Token, verbs: frozenset[str]) -> str | None:
-    """Base form if ``token`` is a present-tense verb the tagger read as a noun."""
+def _in_noun_slot(token: Token) -> bool:
+    """A verb form sitting where a noun phrase's words go ("block/VERB traveling")."""
+    previous = token.doc[token.i - 1]
+    if previous.pos_ in {"NOUN", "PROPN", "ADJ"}:
+        return True
+    return previous.pos_ == "VERB" and not _has_own_subject(previous)
+
+
+def _repair_rewrite(token: Token, lex: _Lexicon) -> tuple[str, str] | None:
+    """(replacement text, prefix before the verb) if ``token`` is a verb the tagger read otherwise.
+
+    "a red ball rolls" -> "a red ball can roll"; "a wedge spinning" -> "a wedge
+    that is spinning"; "a box that glides" -> "a box that can glide".
+    """
     if token.i == token.sent.start or token.pos_ in {"AUX", "DET", "ADP"}:
         return None
-    if token.pos_ == "VERB" and any(_is_subject(c) for c in token.children):
-        return None
-    base = _verb_base(token.text, verbs)
-    if base is None:
+    if token.pos_ == "VERB" and _has_own_subject(token):
         return None
     previous = token.doc[token.i - 1]
-    if previous.pos_ not in {"NOUN", "PROPN", "ADJ"}:
+    after_relative = previous.lower_ in _RELATIVE_PRONOUNS
+    if not after_relative and not _in_noun_slot(token):
         return None
-    start = _np_start(token)
-    first = token.doc[start]
-    if first.lower_ in _SINGULAR_DETERMINERS:
-        return base
-    # No singular determiner: trust it only for a singular noun followed by
-    # something a verb takes ("Businessman talks on phone"), not "sea waves".
+    gerund = _gerund_base(token.text, lex)
+    if gerund is not None:
+        # A participle the parser read as a verb stays, unless it sits in a noun's
+        # slot ("following"/prep, "there is a wedge hopping"/attr) or hangs on a
+        # noun read as a verb ("the block/VERB traveling").
+        misread_head = token.head == previous and previous.pos_ == "VERB"
+        if after_relative or (
+            token.pos_ == "VERB" and token.dep_ not in _NON_VERBAL_DEPS and not misread_head
+        ):
+            return None
+        return f"that is {token.text}", "that is "
+    base = _verb_base(token.text, lex)
+    if base is None:
+        return None
+    rewrite = (f"can {base}", "can ")
+    if after_relative:
+        return rewrite
+    first = token.doc[_np_start(token)].lower_
+    if first in _SINGULAR_DETERMINERS or (first == "the" and previous.tag_ in {"NN", "NNP", "JJ"}):
+        return rewrite
+    # No determiner: trust it only for a singular noun followed by something a
+    # verb takes ("Businessman talks on phone"), not "sea waves".
     following = token.doc[token.i + 1] if token.i + 1 < token.sent.end else None
     takes_verb = following is not None and (
         following.pos_ in {"ADP", "ADV", "PART", "DET", "PRON"} or following.lower_ in _DIRECTION_WORDS
     )
-    return base if previous.tag_ in {"NN", "NNP"} and takes_verb else None
+    return rewrite if previous.tag_ in {"NN", "NNP"} and takes_verb else None
 
 
-def _repair(doc: Doc, nlp: Language, verbs: frozenset[str], rounds: int = 2) -> Doc:
-    """Re-parse with "can <base>" where the tagger swallowed a verb into the subject."""
+def _subject_children(verb: Token) -> list[Token]:
+    """Subjects of ``verb``, also those the parser hung on its auxiliary ("block" <- "can")."""
+    found = [c for c in verb.children if _is_subject(c)]
+    for aux in verb.children:
+        if aux.dep_ in {"aux", "auxpass"}:
+            found.extend(c for c in aux.children if _is_subject(c))
+    head = verb.head
+    if head.pos_ == "AUX" and head.i == verb.i - 1 and head.lower_ == "can":
+        # An unknown verb after the modal ("can zigzag") becomes its object.
+        found.extend(c for c in head.children if _is_subject(c))
+    return found
+
+
+def _has_own_subject(token: Token) -> bool:
+    return bool(_subject_children(token))
+
+
+def _repair(doc: Doc, nlp: Language, lex: _Lexicon, rounds: int = 3) -> Doc:
+    """Re-parse where the tagger swallowed a verb into a noun phrase (see the module docstring)."""
     for _ in range(rounds):
         changed = False
         for sent in doc.sents:
-            candidates = [t for t in sent if _repair_candidate(t, verbs)]
-            for token in candidates:
-                if _has_subject_predicate(sent, ignore=token):
-                    break
-                base = _repair_candidate(token, verbs)
+            for token in sent:
+                rewrite = _repair_rewrite(token, lex)
+                if rewrite is None or _has_subject_predicate(sent, ignore=token):
+                    continue
+                replacement, prefix = rewrite
                 text = doc.text
-                replacement = f"can {base}"
-                new_text = text[: token.idx] + replacement + text[token.idx + len(token.text) :]
-                new_doc = nlp(new_text)
-                verb = _token_at(new_doc, token.idx + len("can "))
-                # After "can" the word is a verb whatever its tag ("zigzag"/PROPN).
-                if verb is not None and any(_is_subject(c) for c in verb.children):
-                    new_doc.user_data[_REPAIRED] = {*doc.user_data.get(_REPAIRED, ()), verb.i}
-                    doc, changed = new_doc, True
-                    break
+                new_doc = nlp(text[: token.idx] + replacement + text[token.idx + len(token.text) :])
+                verb = _token_at(new_doc, token.idx + len(prefix))
+                # After "can"/"that is" the word is a verb whatever its tag ("zigzag"/PROPN).
+                if verb is None or not _has_own_subject(verb):
+                    continue
+                shift = len(replacement) - len(token.text)
+                moved = {c + shift if c > token.idx else c for c in doc.user_data.get(_REPAIRED, ())}
+                new_doc.user_data[_REPAIRED] = {*moved, verb.idx}
+                doc, changed = new_doc, True
+                break
             if changed:
                 break
         if not changed:
@@ -270,6 +353,8 @@ def _repair(doc: Doc, nlp: Language, verbs: frozenset[str], rounds: int = 2) -> 
 
 
 _REPAIRED = "reelgraph_repaired_verbs"
+# Where a participle after a noun is really part of a noun phrase's parse.
+_NON_VERBAL_DEPS = {"prep", "attr", "compound", "pobj", "dobj", "nsubj", "npadvmod", "amod"}
 
 
 def _token_at(doc: Doc, char: int) -> Token | None:
@@ -282,12 +367,12 @@ def _token_at(doc: Doc, char: int) -> Token | None:
 # --------------------------------------------------------------------------- unit extraction
 
 
-def _verb_lemma(token: Token, verbs: frozenset[str]) -> str:
+def _verb_lemma(token: Token, lex: _Lexicon) -> str:
     """spaCy's verb lemma, fixed where its rules drop a silent e ("riding" -> "rid")."""
     lemma = token.lemma_.lower()
     form = token.lower_
     with_e = lemma + "e"
-    if with_e not in verbs:
+    if with_e not in lex:
         return lemma
     if form.endswith("ing") and form[:-3] == lemma and re.search(r"[^aeiou][aeiou][^aeiouwxy]$", lemma):
         return with_e
@@ -296,11 +381,13 @@ def _verb_lemma(token: Token, verbs: frozenset[str]) -> str:
     return lemma
 
 
-def _is_predicate(token: Token, verbs: frozenset[str]) -> bool:
+def _is_predicate(token: Token, lex: _Lexicon) -> bool:
     if token.lemma_.lower() == "be":
         return False  # copula and existential "there is": the noun carries the sentence
-    if token.i in token.doc.user_data.get(_REPAIRED, ()):
+    if token.idx in token.doc.user_data.get(_REPAIRED, ()):
         return True
+    if token.lower_ in {"left", "right"} and token.i > 0 and token.doc[token.i - 1].pos_ in {"VERB", "ADV"}:
+        return False  # "glides left": a direction, not the verb "leave"
     if token.pos_ == "VERB":
         if token.dep_ == "amod":
             return token.tag_ == "VBG"  # "a running dog"; "a parked car" is a state
@@ -308,7 +395,7 @@ def _is_predicate(token: Token, verbs: frozenset[str]) -> bool:
     # A conjunct the tagger read as a plural noun: "rolls to the right and bounces".
     if token.dep_ == "conj" and token.head.pos_ == "VERB" and token.pos_ in {"NOUN", "PROPN"}:
         has_det = any(c.dep_ == "det" for c in token.children)
-        return not has_det and _verb_base(token.text, verbs) is not None
+        return not has_det and _verb_base(token.text, lex) is not None
     return False
 
 
@@ -359,27 +446,29 @@ def _is_passive(verb: Token) -> bool:
     return verb.tag_ == "VBN" and verb.dep_ == "conj" and _is_passive(verb.head)
 
 
-def _subject(verb: Token, verbs: frozenset[str], depth: int = 0) -> Token | None:
+def _subject(verb: Token, lex: _Lexicon, depth: int = 0) -> Token | None:
     """The syntactic subject of ``verb``: own, relative, participle host or inherited."""
-    for child in verb.children:
-        if child.dep_ in {"nsubj", "nsubjpass"}:
-            return _resolve_relative(child, verb)
+    subjects = _subject_children(verb)
+    if subjects:
+        return _resolve_relative(subjects[0], verb)
     if depth > 6:
         return None
-    if verb.dep_ == "ROOT":
+    if verb.dep_ in {"ROOT", "attr"}:
         # "Man walking dog on the beach": the parser hangs the subject as npadvmod;
-        # "a hummingbird/ADJ hovering": a verb with a determiner was read as a noun.
-        has_det = any(c.dep_ == "det" for c in verb.lefts)
-        for child in verb.lefts:
-            nominal = child.pos_ in {"NOUN", "PROPN"} or (has_det and child.pos_ == "ADJ")
-            if child.dep_ in {"npadvmod", "compound", "nmod", "amod"} and nominal:
-                return child
+        # "a disc bouncing", "there is a wedge hopping": the noun is a compound
+        # of the verb; "a hummingbird/ADJ hovering": a mis-tagged noun.
+        lefts = [c for c in verb.lefts if c.dep_ in {"npadvmod", "compound", "nmod", "amod"}]
+        nouns = [c for c in lefts if c.pos_ in {"NOUN", "PROPN"}]
+        if nouns:
+            return nouns[-1]
+        if any(c.dep_ == "det" for c in verb.lefts) and lefts and lefts[-1].pos_ == "ADJ":
+            return lefts[-1]
     if verb.dep_ in {"acl", "amod", "relcl"} and verb.head.pos_ in _NOMINAL_POS:
         return _participle_host(verb)
-    if verb.dep_ in {"conj", "xcomp", "advcl"} and _is_predicate(verb.head, verbs):
-        return _subject(verb.head, verbs, depth + 1)
-    if verb.dep_ == "pcomp" and verb.head.dep_ == "prep" and _is_predicate(verb.head.head, verbs):
-        return _subject(verb.head.head, verbs, depth + 1)
+    if verb.dep_ in {"conj", "xcomp", "advcl"} and _is_predicate(verb.head, lex):
+        return _subject(verb.head, lex, depth + 1)
+    if verb.dep_ == "pcomp" and verb.head.dep_ == "prep" and _is_predicate(verb.head.head, lex):
+        return _subject(verb.head.head, lex, depth + 1)
     return None
 
 
@@ -403,12 +492,22 @@ def _agent(verb: Token) -> Token | None:
     return None
 
 
-def _object(verb: Token, lemma: str) -> Token | None:
+def _object(verb: Token, lemma: str, nouns: frozenset[str]) -> Token | None:
     children = list(verb.children)
     path_particle = any(c.dep_ == "prt" and c.lower_ in _PATH_PARTICLES for c in children)
-    for deps in ({"dobj"}, {"dative"}):
+
+    def thing(child: Token) -> bool:
+        # "slides left", "sits motionless" name no thing; "sphere"/ADV is a mis-tagged one
+        if child.lower_ in _DIRECTION_WORDS:
+            return False
+        if lemma in _STATIVE_VERBS and child.lemma_.lower() not in nouns:
+            return False
+        return child.pos_ in _NOMINAL_POS or child.lemma_.lower() in nouns
+
+    # "pobj": a verb the parser read as a preposition ("following a pyramid")
+    for deps in ({"dobj"}, {"dative"}, {"pobj"}):
         for child in children:
-            if child.dep_ in deps and child.lower_ not in _DIRECTION_WORDS:  # "slides left"
+            if child.dep_ in deps and thing(child):
                 if path_particle and lemma in _TRAVEL_VERBS:
                     return None  # "drives down a road": the road is the path
                 return _resolve_relative(child, verb)
@@ -424,10 +523,10 @@ def _object(verb: Token, lemma: str) -> Token | None:
     return None
 
 
-def _frames_for(verb: Token, verbs: frozenset[str]) -> list[_Frame]:
-    lemma = _verb_lemma(verb, verbs)
-    subject = _resolve_noun(_subject(verb, verbs))
-    obj = _resolve_noun(_object(verb, lemma))
+def _frames_for(verb: Token, lex: _Lexicon) -> list[_Frame]:
+    lemma = _verb_lemma(verb, lex)
+    subject = _resolve_noun(_subject(verb, lex))
+    obj = _resolve_noun(_object(verb, lemma, lex.nouns))
     dynamic = lemma not in _STATIVE_VERBS
     if _is_passive(verb):
         actor = _resolve_noun(_agent(verb))
@@ -495,20 +594,28 @@ def _subject_noun(root: Token) -> Token | None:
         else:
             noun = next((c for c in children if c.dep_ in {"nsubj", "nsubjpass"}), None)
         return _resolve_noun(noun)
+    subject = next((c for c in root.children if _is_subject(c) and c.pos_ in _NOMINAL_POS), None)
+    if subject is not None:  # "the square that is drifting left/ROOT"
+        return _resolve_noun(_resolve_relative(subject, root))
     if root.pos_ in _NOMINAL_POS or root.pos_ in {"ADJ", "X"}:
         return _resolve_noun(root)
+    # A fragment rooted in a preposition ("in darkness, a ball ..."): its first
+    # noun outside a prepositional phrase.
+    for token in root.sent:
+        if token.pos_ in {"NOUN", "PROPN"} and token.dep_ not in {"pobj", "compound"}:
+            return _resolve_noun(token)
     return None
 
 
-def _sentence_units(sent: Span, verbs: frozenset[str]) -> tuple[list[_Frame], int | None]:
+def _sentence_units(sent: Span, lex: _Lexicon) -> tuple[list[_Frame], int | None]:
     frames: list[_Frame] = []
     verb_frames: dict[int, int] = {}
     for token in sent:
-        if _is_predicate(token, verbs):
+        if _is_predicate(token, lex):
             verb_frames[token.i] = len(frames)
-            frames.extend(_frames_for(token, verbs))
+            frames.extend(_frames_for(token, lex))
     root = sent.root
-    if root.i in verb_frames and _is_predicate(root, verbs):
+    if root.i in verb_frames and _is_predicate(root, lex):
         core_verb = root
         if root.lemma_.lower() in _ASPECTUAL_VERBS:
             complement = next(
@@ -520,6 +627,8 @@ def _sentence_units(sent: Span, verbs: frozenset[str]) -> tuple[list[_Frame], in
     noun = _subject_noun(root)
     if noun is None:
         return frames, (0 if frames else None)
+    if noun.i in verb_frames:  # "there is a wedge hopping": the attribute is the verb
+        return frames, verb_frames[noun.i]
     holders = [i for i, f in enumerate(frames) if noun in (f.actor, f.recipient)]
     if holders:
         ranked = sorted(holders, key=lambda i: (not frames[i].dynamic, frames[i].actor != noun, i))
@@ -528,11 +637,11 @@ def _sentence_units(sent: Span, verbs: frozenset[str]) -> tuple[list[_Frame], in
     return frames, len(frames) - 1
 
 
-def _units_from_doc(doc: Doc, verbs: frozenset[str]) -> ParsedPrompt:
+def _units_from_doc(doc: Doc, lex: _Lexicon) -> ParsedPrompt:
     frames: list[_Frame] = []
     core: int | None = None
     for sent in doc.sents:
-        sent_frames, sent_core = _sentence_units(sent, verbs)
+        sent_frames, sent_core = _sentence_units(sent, lex)
         if core is None and sent_core is not None:
             core = len(frames) + sent_core
         frames.extend(sent_frames)
@@ -568,8 +677,8 @@ class UnitParser:
         return _load_spacy(resolve_spacy_model(self.spacy_model))
 
     @functools.cached_property
-    def _verbs(self) -> frozenset[str]:
-        return _verb_lemmas(resolve_spacy_model(self.spacy_model))
+    def _lexicon(self) -> _Lexicon:
+        return _lexicon(resolve_spacy_model(self.spacy_model))
 
     def parse(self, text: str) -> ParsedPrompt:
         return self.parse_many([text])[0]
@@ -578,13 +687,13 @@ class UnitParser:
         """Parse many captions with ``nlp.pipe``; texts without units give empty results."""
         cleaned = [_SPACES.sub(" ", str(text)).strip() for text in texts]
         results: list[ParsedPrompt] = []
-        verbs = self._verbs
+        lex = self._lexicon
         for text, doc in zip(cleaned, self.nlp.pipe(cleaned, batch_size=batch_size), strict=True):
             if not text:
                 results.append(ParsedPrompt(text=text))
                 continue
-            doc = _repair(doc, self.nlp, verbs)
-            parsed = _units_from_doc(doc, verbs)
+            doc = _repair(doc, self.nlp, lex)
+            parsed = _units_from_doc(doc, lex)
             results.append(parsed.model_copy(update={"text": text}))
         return results
 

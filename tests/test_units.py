@@ -133,3 +133,31 @@ def test_emoji_inside_english_text(parser):
 def test_parse_many_matches_parse(parser):
     texts = ["a dog runs", "a cat sleeps on a sofa", "a blue box is pushed by a red ball"]
     assert parser.parse_many(texts) == [parser.parse(t) for t in texts]
+
+
+def test_toy_captions_parse_to_their_labels(parser):
+    """Toy-world captions: motion lemma from the label's verb table, actor and recipient shape nouns."""
+    from motion_prior.units import _verb_base
+    from toyworld.captions import MOTION_VERBS, SHAPE_NOUNS, prompt_set
+
+    lemmas: dict[str, set[str]] = {}
+    for key, verbs in MOTION_VERBS.items():
+        for verb in verbs:
+            word = verb.present.split()[0]  # "floats up" -> "floats" -> "float"
+            lemmas.setdefault(key.split("@")[0], set()).add(_verb_base(word, parser._lexicon))
+    assert lemmas["move_up"] >= {"rise", "float", "climb"} and lemmas["jump_over"] >= {"jump", "leap"}
+    rows = prompt_set(300, seed=11)
+    parsed = parser.parse_many([row["prompt"] for row in rows])
+    hits = {"motion": 0, "actor": 0, "recipient": 0}
+    for row, prompt in zip(rows, parsed, strict=True):
+        label, core = row["label"], prompt.core_unit
+        if core is None:
+            continue
+        recipient = label.get("recipient")
+        hits["motion"] += core.motion in lemmas[label["motion"]]
+        hits["actor"] += core.actor in SHAPE_NOUNS[label["actor"]["shape"]]
+        hits["recipient"] += (
+            core.recipient is None if recipient is None else core.recipient in SHAPE_NOUNS[recipient["shape"]]
+        )
+    rates = {role: count / len(rows) for role, count in hits.items()}
+    assert min(rates.values()) >= 0.97, rates
