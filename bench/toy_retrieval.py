@@ -18,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -92,6 +93,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    load_start = os.getloadavg()[0]
     home = args.home or Path(tempfile.mkdtemp(prefix="reelgraph-toy-bench-"))
     store = MemoryStore(home)
     embedder, parser = get_embedder(), get_parser()
@@ -116,7 +118,8 @@ def main() -> None:
         f"Command: `python -m bench.toy_retrieval --pool-size {args.pool_size} --prompts {args.prompts}"
         f" --prompt-seed {args.prompt_seed}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
-        f"Python {platform.python_version()}  ",
+        f"Python {platform.python_version()}; 2 cores shared with other sessions, load average "
+        f"{load_start:.1f} at start and {os.getloadavg()[0]:.1f} at the end (timings are wall clock under that load)  ",
         f"Pool: {stats.added} toy videos (seed {args.pool_seed}, 'pool' distribution: 14 motions equally likely), "
         f"ingested in {build_s:.0f} s. Prompts: {len(rows)} from the 'eval' distribution, none equal to a pool "
         f"caption ({dropped} drawn prompts were dropped for being one).",
