@@ -53,6 +53,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
+toy_app = typer.Typer(no_args_is_help=True, help="The toy world: render captioned videos, train the embedded model.")
+app.add_typer(toy_app, name="toy")
 
 
 @dataclass
@@ -268,6 +270,21 @@ def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
     for name, value in values.items():
         table.add_row(name, escape(json.dumps(value)), loaded.sources[name])
     out.print(table)
+
+
+# -- toy world -------------------------------------------------------------------------------------
+@toy_app.command("render")
+def toy_render(
+    n: int = typer.Option(..., "--n", min=1, help="Number of videos."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for videos/ and captions.csv."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Pool seed (the same seed renders the same pool)."),
+    frames: int = typer.Option(24, "--frames", min=8, help="Frames per video."),
+) -> None:
+    """Render a captioned toy pool in WebVid's layout: DIR/videos/<id>.mp4 and DIR/captions.csv."""
+    from toyworld.dataset import render_pool
+
+    csv_path = render_pool(n, out_dir, seed=seed, frames=frames)
+    out.print(f"Rendered {n} videos of {frames} frames: {csv_path}")
 
 
 if __name__ == "__main__":
