@@ -53,7 +53,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
-toy_app = typer.Typer(no_args_is_help=True, help="The toy world: render captioned videos, train the embedded model.")
+toy_app = typer.Typer(
+    no_args_is_help=True, help="The toy world: render captioned videos, train the embedded model."
+)
 app.add_typer(toy_app, name="toy")
 
 

@@ -33,7 +33,9 @@ def command() -> str:
 
 def write_result(name: str, title: str, body: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"# {title}\n\n- machine: {machine()}\n- command: `{command()}`\n- date: {stamp}\n\n{body.strip()}\n"
+    text = (
+        f"# {title}\n\n- machine: {machine()}\n- command: `{command()}`\n- date: {stamp}\n\n{body.strip()}\n"
+    )
     path = RESULTS / f"{name}.md"
     write_text(path, text)
     print(text)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from bench.common import write_result  # noqa: E402
-from generation.loaders import load_video_model  # noqa: E402
-from generation.sampling import sample_ddim  # noqa: E402
+from bench.common import write_result
+from generation.loaders import load_video_model
+from generation.sampling import sample_ddim
 
 
 def main() -> None:
@@ -62,14 +62,24 @@ def main() -> None:
         cond = model.encode_prompt([args.prompt]).embeds
         uncond = model.encode_prompt([""]).embeds
         return sample_ddim(
-            model, model.make_scheduler(), latents, cond, uncond,
-            num_inference_steps=args.steps, guidance_scale=args.guidance, generator=generator,
+            model,
+            model.make_scheduler(),
+            latents,
+            cond,
+            uncond,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            generator=generator,
         )
 
     def theirs() -> torch.Tensor:
         return pipe(
-            **pipe_kwargs(), num_frames=frames, num_inference_steps=args.steps, guidance_scale=args.guidance,
-            generator=torch.Generator().manual_seed(0), output_type="latent",
+            **pipe_kwargs(),
+            num_frames=frames,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            generator=torch.Generator().manual_seed(0),
+            output_type="latent",
         ).frames
 
     times: dict[str, list[float]] = {"ours": [], "diffusers": []}
@@ -89,8 +99,8 @@ Model `{args.model}` ({model.info.unet_parameters / 1e6:.1f}M UNet parameters), 
 
 | loop | median s | min s | max s |
 |---|---|---|---|
-| ours (`generation.sampling.sample_ddim`) | {med['ours']:.3f} | {min(times['ours']):.3f} | {max(times['ours']):.3f} |
-| diffusers `TextToVideoSDPipeline` | {med['diffusers']:.3f} | {min(times['diffusers']):.3f} | {max(times['diffusers']):.3f} |
+| ours (`generation.sampling.sample_ddim`) | {med["ours"]:.3f} | {min(times["ours"]):.3f} | {max(times["ours"]):.3f} |
+| diffusers `TextToVideoSDPipeline` | {med["diffusers"]:.3f} | {min(times["diffusers"]):.3f} | {max(times["diffusers"]):.3f} |
 
 **ratio ours / diffusers = {ratio:.3f}** (target <= 1.02); max |latents difference| = {difference:.2e}.
 """
