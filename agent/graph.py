@@ -1,0 +1,74 @@
+"""The LangGraph state machine that plans and runs every request.
+
+    understand_request → parse_units → retrieve → rewrite → choose_noise → estimate_costs
+        ├─ plan: END
+        └─ generate: tune_motion → sample → extend ─┬─ next scene: tune_motion
+                                                    └─ all done: finalize → END
+
+``plan`` is this graph stopping after ``estimate_costs``; nothing before
+that point loads a diffusion model or touches a GPU. Services are bound
+when the graph is built (:func:`build_graph`), so the state stays plain data.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+
+from agent import nodes
+from agent.services import Services
+from agent.state import RunState
+
+Node = Callable[[RunState, Services], dict[str, Any]]
+
+PLANNING = ("understand_request", "parse_units", "retrieve", "rewrite", "choose_noise", "estimate_costs")
+PER_SCENE = ("tune_motion", "sample", "extend")
+
+
+def route_after_planning(state: RunState) -> Literal["tune_motion", "__end__"]:
+    return "__end__" if state.mode == "plan" else "tune_motion"
+
+
+def route_next_scene(state: RunState) -> Literal["tune_motion", "finalize"]:
+    return "tune_motion" if state.scene_index < len(state.scenes) else "finalize"
+
+
+def _bind(name: str, node: Node, services: Services) -> Callable[[RunState], dict[str, Any]]:
+    """Give a node its services and add its wall time to ``state.timings[name]``."""
+
+    @functools.wraps(node)
+    def run(state: RunState) -> dict[str, Any]:
+        started = time.perf_counter()
+        update = node(state, services)
+        timings = dict(state.timings)
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+        return {**update, "timings": timings}
+
+    return run
+
+
+def build_graph(services: Services, checkpointer: Any = None):
+    """Compile the request graph over ``services``."""
+    graph = StateGraph(RunState)
+    for name in (*PLANNING, *PER_SCENE, "finalize"):
+        graph.add_node(name, _bind(name, getattr(nodes, name), services))
+    graph.add_edge(START, PLANNING[0])
+    for before, after in itertools.pairwise(PLANNING):
+        graph.add_edge(before, after)
+    graph.add_conditional_edges("estimate_costs", route_after_planning)
+    graph.add_edge("tune_motion", "sample")
+    graph.add_edge("sample", "extend")
+    graph.add_conditional_edges("extend", route_next_scene)
+    graph.add_edge("finalize", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def run_graph(services: Services, state: RunState) -> RunState:
+    """Run a request to its end (a plan or a finished video) and return the final state."""
+    result = build_graph(services).invoke(state)
+    return RunState.model_validate(result)

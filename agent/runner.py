@@ -1,0 +1,55 @@
+"""Entry points that turn settings and a request into a finished graph run.
+
+The CLI and tests call these; they build the services once and hand them to
+:func:`agent.graph.build_graph`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from agent.graph import run_graph
+from agent.services import Services
+from agent.state import RunRequest, RunState, SceneRequest
+from generation.service import GenerationService, ProgressHook
+from reelgraph.runs import RunFolder
+from reelgraph.settings import Settings
+
+
+def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    return Services(generator=GenerationService(settings, progress=progress), device=settings.device)
+
+
+def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:
+    """Fill the request's sampling options from the settings; an unset seed is drawn and recorded."""
+    seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    return RunRequest(
+        scenes=scenes,
+        seed=seed,
+        num_inference_steps=settings.num_inference_steps,
+        guidance_scale=services.generator.default_guidance(),
+        eta=settings.eta,
+        negative_prompt=settings.negative_prompt,
+    )
+
+
+def plan(settings: Settings, prompt: str, services: Services | None = None) -> RunState:
+    services = services or make_services(settings)
+    request = make_request(settings, services, [SceneRequest(prompt=prompt, num_frames=settings.num_frames)])
+    return run_graph(services, RunState(mode="plan", request=request))
+
+
+def generate(
+    settings: Settings,
+    prompt: str,
+    run_dir: Path,
+    overwrite: bool = False,
+    services: Services | None = None,
+    progress: ProgressHook | None = None,
+) -> RunState:
+    services = services or make_services(settings, progress)
+    request = make_request(settings, services, [SceneRequest(prompt=prompt, num_frames=settings.num_frames)])
+    # A plan that fails validation raises before any weights load, and RunFolder removes the folder.
+    with RunFolder(run_dir, overwrite=overwrite) as folder:
+        return run_graph(services, RunState(mode="generate", request=request, run_dir=str(folder)))

@@ -1,0 +1,41 @@
+"""The services the graph's nodes call, passed in when the graph is built.
+
+Nodes never build a model or a client: they get these objects. Each is a
+Protocol, so tests hand in fakes and the agent package imports no torch.
+A service that is ``None`` is not available, and its node routes around
+itself, recording why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from generation.model_info import ModelInfo
+from generation.requests import ClipRequest, ClipResult
+
+
+class VideoGenerator(Protocol):
+    """Samples clips and writes viewing files (implemented by ``generation.service``)."""
+
+    @property
+    def model_info(self) -> ModelInfo: ...
+
+    def default_guidance(self) -> float: ...
+
+    def check_clip(self, request: ClipRequest) -> None: ...
+
+    def sample_clip(self, request: ClipRequest, latents_path: Path, label: str = ...) -> ClipResult: ...
+
+    def write_outputs(self, latents_paths: list[Path], run_dir: Path, caption: str) -> dict: ...
+
+    def scheduler_config(self) -> dict: ...
+
+
+@dataclass
+class Services:
+    """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
+
+    generator: VideoGenerator
+    device: str = "auto"

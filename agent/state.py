@@ -1,0 +1,140 @@
+"""The graph's state: plain pydantic models (prompts, units, ids, paths, seeds), never tensors.
+
+A plan is the state after the planning nodes; a finished run is the state
+after ``finalize``. Both serialise to JSON as they are, which is what
+``plan --json`` prints and what the manifest records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from generation.requests import ClipRequest, ClipResult, OutputFiles
+from reelgraph.errors import ReelgraphError
+
+ToolStatus = Literal["done", "planned", "skipped"]
+"""``done``: ran (planning tools run even in a plan); ``planned``: a GPU tool a
+``generate`` will run; ``skipped``: won't run, ``reason`` says why."""
+
+TOOL_FIELDS = ("units", "references", "rewrite", "noise", "tuning", "sampling", "extension")
+
+
+class ToolStep(BaseModel):
+    """One tool's decision for one scene. Tool-specific details ride along as extra fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: ToolStatus
+    reason: str
+
+
+def skipped(reason: str) -> ToolStep:
+    return ToolStep(status="skipped", reason=reason)
+
+
+class SceneRequest(BaseModel):
+    """A scene as the user asked for it: what to show and for how long."""
+
+    prompt: str
+    num_frames: int | None = None
+
+
+class RunRequest(BaseModel):
+    """What the user asked for, with the sampling options that apply to every scene."""
+
+    scenes: list[SceneRequest]
+    seed: int
+    num_inference_steps: int
+    guidance_scale: float
+    eta: float = 0.0
+    negative_prompt: str = ""
+
+
+class ScenePlan(BaseModel):
+    """The plan for one scene: its prompt, length and seed, and each tool's decision."""
+
+    index: int
+    prompt: str
+    num_frames: int
+    seed: int
+    units: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    references: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    rewrite: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    noise: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    tuning: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    sampling: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    extension: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+
+    def plan_view(self) -> dict[str, Any]:
+        """The scene as ``plan --json`` shows it (the documented, stable shape)."""
+        view: dict[str, Any] = {"prompt": self.prompt}
+        for name in TOOL_FIELDS:
+            view[name] = getattr(self, name).model_dump()
+        return view
+
+
+class Estimates(BaseModel):
+    seconds: float
+    peak_memory_gb: float
+    device: str
+    notes: str = ""
+
+
+class RunState(BaseModel):
+    """Everything a run knows, checkpointable between nodes."""
+
+    mode: Literal["plan", "generate"]
+    request: RunRequest
+    run_dir: str | None = None
+    scenes: list[ScenePlan] = []
+    estimates: Estimates | None = None
+    scene_index: int = 0
+    clips: list[ClipResult] = []
+    outputs: OutputFiles | None = None
+    manifest_path: str | None = None
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+
+    @property
+    def scene(self) -> ScenePlan:
+        """The scene the GPU nodes are working on."""
+        return self.scenes[self.scene_index]
+
+    def with_scene(self, index: int, **tools: ToolStep) -> list[ScenePlan]:
+        """The scene list with scene ``index``'s tool decisions replaced."""
+        scenes = list(self.scenes)
+        scenes[index] = scenes[index].model_copy(update=tools)
+        return scenes
+
+    def with_all_scenes(self, **tools: ToolStep) -> list[ScenePlan]:
+        """The scene list with the same tool decision in every scene."""
+        return [scene.model_copy(update=tools) for scene in self.scenes]
+
+    def clip_request(self, scene: ScenePlan) -> ClipRequest:
+        """The sampling request for a scene's clip, from the run's options."""
+        return ClipRequest(
+            prompt=scene.prompt,
+            negative_prompt=self.request.negative_prompt,
+            num_frames=scene.num_frames,
+            num_inference_steps=self.request.num_inference_steps,
+            guidance_scale=self.request.guidance_scale,
+            eta=self.request.eta,
+            seed=scene.seed,
+        )
+
+    @property
+    def work_dir(self) -> Path:
+        """Where GPU nodes keep intermediate results (clip latents) until ``finalize``."""
+        if self.run_dir is None:
+            raise ReelgraphError("A generate run needs an output folder.", fix="pass --out DIR.")
+        return Path(self.run_dir) / "work"
+
+    def plan_view(self) -> dict[str, Any]:
+        """``{"scenes": [...], "estimates": {"seconds", "peak_memory_gb"}}``: the plan's JSON."""
+        estimates = (
+            self.estimates.model_dump() if self.estimates else {"seconds": None, "peak_memory_gb": None}
+        )
+        return {"scenes": [scene.plan_view() for scene in self.scenes], "estimates": estimates}

@@ -1,0 +1,293 @@
+"""reelgraph's command line: `python cli.py ...` or the `reelgraph` console script.
+
+This module only composes commands: it parses options into settings, calls
+the toolkit, and prints. Every ReelgraphError becomes a message on stderr and
+exit code 1 (`--debug` shows the traceback instead); usage errors exit 2.
+Heavy imports (torch, diffusers) happen inside commands, so commands that
+don't need them start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from reelgraph.errors import ReelgraphError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ReelgraphGroup(TyperGroup):
+    """Turns the domain error into a message and exit code 1, and Ctrl-C into exit code 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ReelgraphError as error:
+            if ctx.params.get("debug"):
+                raise
+            err.print(f"[bold red]error:[/] {escape(error.message)}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            if ctx.params.get("debug"):
+                raise
+            err.print("[yellow]Interrupted.[/] Nothing half-written was left behind.")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=ReelgraphGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="reelgraph: plan and generate videos from plain language.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
+app.add_typer(config_app, name="config")
+toy_app = typer.Typer(
+    no_args_is_help=True, help="The toy world: render captioned videos, train the embedded model."
+)
+app.add_typer(toy_app, name="toy")
+
+
+@dataclass
+class Globals:
+    home: Path | None
+    config: Path | None
+    debug: bool
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Path = typer.Option(
+        None, "--home", help="Data directory (default: $REELGRAPH_HOME or a per-user folder)."
+    ),
+    config: Path = typer.Option(None, "--config", help="TOML config file (default: <home>/config.toml)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short error messages."),
+) -> None:
+    ctx.obj = Globals(home=home, config=config, debug=debug)
+
+
+def _settings(ctx: typer.Context, **flags: Any):
+    from reelgraph.settings import load_settings
+
+    g: Globals = ctx.obj
+    return load_settings(flags, home=g.home, config=g.config)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# -- generate / plan ----------------------------------------------------------------------------
+PromptArg = typer.Argument(..., help="What the video should show, in plain language.")
+SeedOpt = typer.Option(None, "--seed", min=0, help="Base seed (default: drawn at random, recorded).")
+StepsOpt = typer.Option(None, "--steps", min=1, help="DDIM steps (default 25).")
+GuidanceOpt = typer.Option(
+    None, "--guidance", min=0.0, help="Classifier-free guidance (default: the model's)."
+)
+FramesOpt = typer.Option(None, "--frames", min=1, help="Number of frames (default: one clip).")
+ModelOpt = typer.Option(None, "--model", help="'toy', a diffusers folder or a hub id.")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps.")
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    prompt: str = PromptArg,
+    out_dir: Path = typer.Option(None, "--out", help="Run folder (default: outputs/<timestamp>-<slug>/)."),
+    seed: int = SeedOpt,
+    steps: int = StepsOpt,
+    guidance: float = GuidanceOpt,
+    frames: int = FramesOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the results in an existing --out folder."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
+) -> None:
+    """Generate a video: video.mp4, video.gif, sheet.png and manifest.json in a run folder."""
+    from agent import runner
+    from reelgraph.runs import default_run_dir
+
+    settings = _settings(
+        ctx,
+        seed=seed,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_frames=frames,
+        model=model,
+        device=device,
+    ).settings
+    run_dir = out_dir or default_run_dir(settings.output_dir, prompt)
+    with _step_progress() as progress:
+        state = runner.generate(settings, prompt, run_dir, overwrite=overwrite, progress=progress)
+    for warning in state.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    paths = {
+        "video": state.outputs.video,
+        "gif": state.outputs.gif,
+        "sheet": state.outputs.sheet,
+        "manifest": state.manifest_path,
+    }
+    if as_json:
+        _print_json(paths)
+        return
+    out.print(f"[bold green]Done[/] in {sum(state.timings.values()):.1f}s (seed {state.request.seed}).")
+    for name, path in paths.items():
+        out.print(f"  {name:9s}{path}")
+
+
+class _step_progress:
+    """A rich progress bar on stderr, fed by the generation service's per-step hook."""
+
+    def __enter__(self):
+        self._progress = None
+        self._tasks: dict[str, Any] = {}
+        return self.update
+
+    def update(self, label: str, completed: int, total: int) -> None:
+        if self._progress is None:  # started on the first step, so errors before sampling print cleanly
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self._progress.start()
+        if label not in self._tasks:
+            self._tasks[label] = self._progress.add_task(label, total=total)
+        self._progress.update(self._tasks[label], completed=completed, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    prompt: str = PromptArg,
+    seed: int = SeedOpt,
+    steps: int = StepsOpt,
+    guidance: float = GuidanceOpt,
+    frames: int = FramesOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the plan as JSON (shape documented in the README)."
+    ),
+) -> None:
+    """Show the plan the graph would run: tools, references, costs. Loads no diffusion model."""
+    from agent import runner
+
+    settings = _settings(
+        ctx,
+        seed=seed,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_frames=frames,
+        model=model,
+        device=device,
+    ).settings
+    state = runner.plan(settings, prompt)
+    view = state.plan_view()
+    if as_json:
+        _print_json(view)
+        return
+    _print_plan(view)
+
+
+def _print_plan(view: dict) -> None:
+    from rich.table import Table
+
+    for number, scene in enumerate(view["scenes"], start=1):
+        table = Table(title=f"Scene {number}: {scene['prompt']}", title_justify="left", show_lines=False)
+        table.add_column("tool")
+        table.add_column("status")
+        table.add_column("why")
+        for tool, step in scene.items():
+            if tool == "prompt":
+                continue
+            style = {"done": "green", "planned": "cyan", "skipped": "dim"}.get(step["status"], "")
+            table.add_row(tool, f"[{style}]{step['status']}[/]", escape(step["reason"]))
+        out.print(table)
+    est = view["estimates"]
+    out.print(
+        f"Estimated: {est['seconds']} s, peak memory {est['peak_memory_gb']} GB on {est.get('device', '?')}."
+    )
+
+
+# -- doctor / config ------------------------------------------------------------------------------
+@app.command()
+def doctor(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")
+) -> None:
+    """Check what is available: device, versions, models, data directory, services."""
+    from reelgraph.doctor import run_checks
+
+    checks = run_checks(_settings(ctx).settings)
+    if as_json:
+        _print_json([check.__dict__ for check in checks])
+        return
+    from rich.table import Table
+
+    styles = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "blue"}
+    table = Table(show_header=False, box=None)
+    for check in checks:
+        table.add_row(f"[{styles[check.status]}]{check.status}[/]", check.name, escape(check.detail))
+    out.print(table)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print every setting, its effective value and where it came from (cli, env, config, default)."""
+    loaded = _settings(ctx)
+    values = loaded.settings.model_dump(mode="json")
+    if as_json:
+        _print_json(
+            {name: {"value": value, "source": loaded.sources[name]} for name, value in values.items()}
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"config file: {loaded.config_file or '(none)'}", title_justify="left")
+    for column in ("setting", "value", "source"):
+        table.add_column(column)
+    for name, value in values.items():
+        table.add_row(name, escape(json.dumps(value)), loaded.sources[name])
+    out.print(table)
+
+
+# -- toy world -------------------------------------------------------------------------------------
+@toy_app.command("render")
+def toy_render(
+    n: int = typer.Option(..., "--n", min=1, help="Number of videos."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for videos/ and captions.csv."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Pool seed (the same seed renders the same pool)."),
+    frames: int = typer.Option(24, "--frames", min=8, help="Frames per video."),
+) -> None:
+    """Render a captioned toy pool in WebVid's layout: DIR/videos/<id>.mp4 and DIR/captions.csv."""
+    from toyworld.dataset import render_pool
+
+    csv_path = render_pool(n, out_dir, seed=seed, frames=frames)
+    out.print(f"Rendered {n} videos of {frames} frames: {csv_path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,174 @@
+"""What a checkpoint folder holds, read from its JSON configs alone.
+
+``plan`` and ``doctor`` use this to describe a model and estimate costs
+without importing torch or loading weights.
+
+Two layouts are understood, both diffusers' text-to-video folder layout
+(``model_index.json`` with ``unet``, ``vae``, ``scheduler`` subfolders):
+
+* ModelScope / Zeroscope: ``text_encoder`` (CLIPTextModel) and ``tokenizer``
+  subfolders; clip length 16 frames unless ``reelgraph.json`` says otherwise.
+* the embedded toy model: ``reelgraph.json`` names its text encoder
+  (MiniLM, found offline by :mod:`reelgraph.resolve`), clip length, size and
+  recommended guidance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from reelgraph.errors import ReelgraphError
+from reelgraph.hashing import folder_hash
+from reelgraph.resolve import TOY_MODEL, resolve_video_model
+
+DEFAULT_CLIP_FRAMES = 16
+DEFAULT_FPS = 8
+DEFAULT_GUIDANCE = 9.0  # diffusers' TextToVideoSDPipeline default
+
+
+@dataclass
+class ModelInfo:
+    """What a checkpoint can do, read from its configs (no weights needed)."""
+
+    model_id: str
+    path: str
+    weights_hash: str
+    unet_class: str
+    scheduler_class: str
+    num_frames: int
+    height: int
+    width: int
+    fps: int
+    guidance_scale: float
+    text_encoder: str
+    max_prompt_tokens: int
+    unet_parameters: int
+    unet_max_channels: int
+    latent_channels: int
+    vae_scale_factor: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ReelgraphError(
+            f"{path.parent.name or path.parent}/ has no {path.name}.",
+            why="a model folder must be in diffusers' text-to-video layout (model_index.json, unet/, vae/, "
+            "scheduler/, text encoder).",
+            fix="point --model at such a folder or a hub id, or use 'toy' for the embedded model.",
+        ) from error
+    except json.JSONDecodeError as error:
+        raise ReelgraphError(
+            f"{path} is not valid JSON: {error}.", fix="repair or re-download the model."
+        ) from error
+
+
+def safetensors_parameter_count(folder: Path) -> int:
+    """Number of parameters in a folder's safetensors files, from their headers only."""
+    total = 0
+    for path in sorted(folder.glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_size))
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            count = 1
+            for dim in entry["shape"]:
+                count *= dim
+            total += count
+    return total
+
+
+def read_model_info(
+    path: str | Path, model_id: str | None = None, hash_memo: Path | None = None
+) -> ModelInfo:
+    """Describe the model folder at ``path`` from its configs."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ReelgraphError(
+            f"Model folder {str(folder)!r} does not exist.",
+            fix="check the path, or use 'toy' for the embedded model.",
+        )
+    index = _read_json(folder / "model_index.json")
+    extra = _read_json(folder / "reelgraph.json") if (folder / "reelgraph.json").is_file() else {}
+    unet_config = _read_json(folder / "unet" / "config.json")
+    vae_config = _read_json(folder / "vae" / "config.json")
+    scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
+    vae_scale = 2 ** (len(vae_config.get("block_out_channels", [0])) - 1)
+    sample_size = unet_config.get("sample_size", 32)
+    sample_size = sample_size[0] if isinstance(sample_size, list) else sample_size
+
+    text_encoder_spec = extra.get("text_encoder")
+    if text_encoder_spec:
+        text_encoder = text_encoder_spec["model"]
+        max_tokens = int(text_encoder_spec.get("max_length", 32))
+    else:
+        tokenizer_config = folder / "tokenizer" / "tokenizer_config.json"
+        max_tokens = (
+            int(_read_json(tokenizer_config).get("model_max_length", 77))
+            if tokenizer_config.is_file()
+            else 77
+        )
+        text_encoder = index.get("text_encoder", ["transformers", "CLIPTextModel"])[1]
+
+    return ModelInfo(
+        model_id=model_id or str(folder),
+        path=str(folder),
+        weights_hash=folder_hash(folder, memo=hash_memo),
+        unet_class=index.get("unet", ["diffusers", unet_config.get("_class_name", "?")])[1],
+        scheduler_class=scheduler_config.get("_class_name", "?"),
+        num_frames=int(extra.get("num_frames", DEFAULT_CLIP_FRAMES)),
+        height=int(extra.get("height", sample_size * vae_scale)),
+        width=int(extra.get("width", sample_size * vae_scale)),
+        fps=int(extra.get("fps", DEFAULT_FPS)),
+        guidance_scale=float(extra.get("guidance_scale", DEFAULT_GUIDANCE)),
+        text_encoder=text_encoder,
+        max_prompt_tokens=max_tokens,
+        unet_parameters=safetensors_parameter_count(folder / "unet"),
+        unet_max_channels=int(max(unet_config.get("block_out_channels", [320]))),
+        latent_channels=int(unet_config.get("in_channels", 4)),
+        vae_scale_factor=vae_scale,
+    )
+
+
+def locate_model(name_or_path: str | None) -> tuple[Path, str]:
+    """Folder of a model and the id to record for it (``toy``, a hub id or a path)."""
+    model_id = name_or_path or TOY_MODEL
+    resolved = resolve_video_model(model_id)
+    folder = Path(resolved)
+    if model_id == TOY_MODEL and not (folder / "model_index.json").is_file():
+        raise ReelgraphError(
+            "The embedded toy model is missing from this checkout.",
+            why=f"{folder} has no model_index.json.",
+            fix="restore toyworld/model from git, or train one with `reelgraph toy train`.",
+        )
+    if folder.is_dir():
+        return folder, model_id
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+    try:
+        folder = Path(snapshot_download(resolved, local_files_only=offline))
+    except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
+        raise ReelgraphError(
+            f"Model {model_id!r} was not found.",
+            why="it is not a local folder, and the hub "
+            + (
+                "is offline (HF_HUB_OFFLINE=1) and the id is not in the local cache."
+                if offline
+                else f"said: {error}"
+            ),
+            fix="download it on a machine with internet (huggingface-cli download ID) and pass the folder, "
+            "or use 'toy' for the embedded model.",
+        ) from error
+    return folder, model_id

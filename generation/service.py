@@ -1,0 +1,145 @@
+"""The generation service: what the agent's GPU nodes call.
+
+It owns the video model (loaded once, on first use), turns
+:class:`~generation.requests.ClipRequest` objects into clip latents saved as
+safetensors, and turns saved latents into the run's viewing files. The agent
+never sees a tensor: only requests, paths and numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from generation.model_info import ModelInfo, locate_model, read_model_info
+from generation.requests import ClipRequest, ClipResult
+from reelgraph.errors import ReelgraphError
+from reelgraph.settings import Settings
+
+ProgressHook = Callable[[str, int, int], None]
+"""``progress(label, completed, total)``: called after each denoising step."""
+
+
+class GenerationService:
+    def __init__(self, settings: Settings, progress: ProgressHook | None = None):
+        self.settings = settings
+        self.progress = progress
+
+    # -- describing the model (no torch) -------------------------------------------------
+    @functools.cached_property
+    def model_info(self) -> ModelInfo:
+        folder, model_id = locate_model(self.settings.model)
+        return read_model_info(
+            folder, model_id=model_id, hash_memo=self.settings.cache_dir / "weights-hashes.json"
+        )
+
+    def default_guidance(self) -> float:
+        if self.settings.guidance_scale is not None:
+            return self.settings.guidance_scale
+        return self.model_info.guidance_scale
+
+    def check_clip(self, request: ClipRequest) -> None:
+        """Refuse what the model cannot do, before any weights load."""
+        info = self.model_info
+        if request.num_frames < 2 or request.num_frames > info.num_frames:
+            raise ReelgraphError(
+                f"{request.num_frames} frames cannot be made in one clip by {info.model_id!r}.",
+                why=f"this model makes clips of 2 to {info.num_frames} frames.",
+                fix=f"ask for --frames between 2 and {info.num_frames}.",
+            )
+        if not request.prompt.strip():
+            raise ReelgraphError(
+                "The prompt is empty.", fix="describe the video, e.g. 'a red ball rolls to the right'."
+            )
+
+    # -- the model (torch from here on) ---------------------------------------------------
+    @functools.cached_property
+    def model(self):
+        from generation.loaders import load_video_model
+
+        return load_video_model(
+            self.settings.model,
+            device=self.settings.device,
+            dtype=self.settings.dtype,
+            cpu_offload=self.settings.cpu_offload,
+            vae_slice_frames=self.settings.vae_slice_frames,
+            hash_memo=self.settings.cache_dir / "weights-hashes.json",
+        )
+
+    def scheduler_config(self) -> dict:
+        return dict(self.model.scheduler_config)
+
+    def sample_clip(self, request: ClipRequest, latents_path: Path, label: str = "sampling") -> ClipResult:
+        """Denoise one clip from Gaussian noise and save its latents ``(1, C, F, h, w)``."""
+        import torch
+        from safetensors.torch import save_file
+
+        from generation.sampling import StepInfo, sample_ddim
+        from reelgraph.atomic import atomic_path
+
+        self.check_clip(request)
+        model = self.model
+        started = time.perf_counter()
+        prompt = model.encode_prompt([request.prompt])
+        negative = model.encode_prompt([request.negative_prompt])
+        warnings = []
+        if prompt.truncated[0]:
+            warnings.append(
+                f"The prompt is longer than the text encoder's {model.info.max_prompt_tokens} tokens; "
+                "the end was cut off."
+            )
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        latents = torch.randn(model.latent_shape(1, request.num_frames), generator=generator)
+        latents = latents.to(model.device, model.dtype)
+
+        def on_step(info: StepInfo) -> None:
+            if self.progress is not None:
+                self.progress(label, info.step + 1, info.num_steps)
+
+        with torch.inference_mode(), model.denoising():
+            latents = sample_ddim(
+                model,
+                model.make_scheduler(),
+                latents,
+                prompt.embeds,
+                negative.embeds,
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                eta=request.eta,
+                generator=generator,
+                callback=on_step,
+            )
+        with atomic_path(latents_path) as tmp:
+            save_file({"latents": latents.float().cpu().contiguous()}, str(tmp))
+        return ClipResult(
+            latents_path=str(latents_path),
+            num_frames=request.num_frames,
+            seed=request.seed,
+            seconds=time.perf_counter() - started,
+            warnings=warnings,
+        )
+
+    def decode_clip(self, latents_path: Path):
+        """Saved latents to ``(F, H, W, 3)`` uint8 frames."""
+        import torch
+        from safetensors.torch import load_file
+
+        from generation.backend import frames_to_uint8
+
+        latents = load_file(str(latents_path))["latents"].to(self.model.device, self.model.dtype)
+        with torch.inference_mode():
+            return frames_to_uint8(self.model.decode_latents(latents))[0]
+
+    def write_outputs(self, latents_paths: list[Path], run_dir: Path, caption: str) -> dict:
+        from generation.outputs import write_outputs
+
+        files = write_outputs(
+            (self.decode_clip(path) for path in latents_paths),
+            run_dir,
+            caption,
+            fps=self.model_info.fps,
+            view_scale=self.settings.view_scale,
+        )
+        return {**files, "fps": self.model_info.fps}

@@ -1,0 +1,116 @@
+"""``reelgraph doctor``: what this machine and configuration can do, checked one by one.
+
+Each check is independent and never raises: a failure is reported as a row,
+so the command always shows the whole picture.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from reelgraph.settings import Settings
+
+Status = Literal["ok", "warn", "fail", "info"]
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+def _versions(settings: Settings) -> Check:
+    from reelgraph.versions import package_versions
+
+    v = package_versions()
+    missing = [name for name, version in v.items() if version is None]
+    detail = ", ".join(f"{name} {version}" for name, version in v.items() if version)
+    if missing:
+        return Check("packages", "fail", f"missing: {', '.join(missing)}; {detail}")
+    return Check("packages", "ok", detail)
+
+
+def _device(settings: Settings) -> Check:
+    import torch
+
+    from generation.devices import resolve_device, resolve_dtype
+
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        memory = torch.cuda.get_device_properties(device).total_memory / 2**30
+        return Check("device", "ok", f"{device} ({name}, {memory:.0f} GiB), {dtype}")
+    note = "" if torch.cuda.is_available() else " (no CUDA GPU; sampling runs on the CPU)"
+    return Check(
+        "device",
+        "ok" if device.type != "cpu" or settings.device == "cpu" else "info",
+        f"{device}, {dtype}{note}",
+    )
+
+
+def _model(settings: Settings) -> Check:
+    from generation.model_info import locate_model, read_model_info
+
+    folder, model_id = locate_model(settings.model)
+    info = read_model_info(folder, model_id=model_id, hash_memo=settings.cache_dir / "weights-hashes.json")
+    return Check(
+        "model",
+        "ok",
+        f"{model_id}: {info.unet_class}, {info.unet_parameters / 1e6:.1f}M UNet parameters, "
+        f"{info.num_frames} frames of {info.width}x{info.height}, text encoder {info.text_encoder}, "
+        f"weights {info.weights_hash}",
+    )
+
+
+def _hub_cache(settings: Settings) -> Check:
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = [repo.repo_id for repo in scan_cache_dir().repos if repo.repo_type == "model"]
+    except Exception as error:  # an absent or unreadable cache is information, not a failure
+        return Check("hub cache", "info", f"no Hugging Face cache ({type(error).__name__})")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    mode = "offline" if offline else "online"
+    return Check(
+        "hub cache", "info", f"{len(repos)} cached models ({mode}): {', '.join(repos[:8]) or 'none'}"
+    )
+
+
+def _home(settings: Settings) -> Check:
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / ".doctor"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        return Check("data dir", "fail", f"{home} is not writable: {error}")
+    return Check("data dir", "ok", str(home))
+
+
+def _chroma(settings: Settings) -> Check:
+    from importlib import metadata
+
+    version = metadata.version("chromadb")
+    where = settings.chroma_url or str(settings.home / "chroma")
+    return Check("chroma", "ok", f"chromadb {version}; store: {where}")
+
+
+CHECKS: tuple[Callable[[Settings], Check], ...] = (_versions, _device, _model, _hub_cache, _home, _chroma)
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    results = []
+    for check in CHECKS:
+        try:
+            results.append(check(settings))
+        except Exception as error:  # doctor reports every failure as a row and carries on
+            name = check.__name__.strip("_").replace("_", " ")
+            message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            results.append(Check(name, "fail", message.replace("\n", " ")))
+    return results

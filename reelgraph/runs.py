@@ -1,0 +1,86 @@
+"""Run folders: where one request's files go, and the promise never to clobber them.
+
+A run folder holds ``video.mp4``, ``video.gif``, ``sheet.png`` and
+``manifest.json``, plus ``work/`` with intermediate results (clip latents)
+while the run is under way. A folder that already holds files is refused
+unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from reelgraph.errors import ReelgraphError
+
+OUTPUT_NAMES = ("video.mp4", "video.gif", "sheet.png", "manifest.json")
+
+
+def slugify(text: str, max_length: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_length].rstrip("-") or "video"
+
+
+def default_run_dir(parent: Path, prompt: str, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return parent / f"{stamp}-{slugify(prompt)}"
+
+
+def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
+    """Create ``path`` for a new run; refuse a non-empty folder unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ReelgraphError(f"Output path {str(path)!r} is a file.", fix="choose a folder path with --out.")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ReelgraphError(
+                f"Output folder {str(path)!r} already holds files.",
+                why="a run never overwrites an earlier run's results.",
+                fix="choose another --out, or pass --overwrite to replace them.",
+            )
+        for name in OUTPUT_NAMES:
+            (path / name).unlink(missing_ok=True)
+        shutil.rmtree(path / "work", ignore_errors=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ReelgraphError(
+            f"Output folder {str(path)!r} is not writable.",
+            why=str(error),
+            fix="choose a folder you can write to with --out.",
+        ) from error
+    return path
+
+
+class RunFolder:
+    """A run folder that cleans up after a failed or interrupted run.
+
+    On success it keeps everything. On an exception (``KeyboardInterrupt``
+    included) it removes what this run wrote: the whole folder if this run
+    created it, else the run's outputs and ``work/``. Nothing half-written is
+    left behind, and an earlier run's files are never touched.
+    """
+
+    def __init__(self, path: Path, overwrite: bool = False):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self._created = False
+
+    def __enter__(self) -> Path:
+        self._created = not self.path.exists()
+        return prepare_run_dir(self.path, overwrite=self.overwrite)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            return
+        if self._created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for name in OUTPUT_NAMES:
+            (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.path / "work", ignore_errors=True)

@@ -1,0 +1,166 @@
+"""One settings object for a run, and where each value came from.
+
+Precedence, highest first: a CLI flag, the environment (``REELGRAPH_<FIELD>``),
+the config file (TOML), the default. ``reelgraph config show`` prints the
+effective values with their sources.
+
+The data directory (``home``) holds everything reelgraph keeps: Chroma,
+caches, sessions and the config file. It is chosen before the config file
+is read (``--home``, then ``REELGRAPH_HOME``, then a per-user data folder),
+so the config file cannot move it. The config file is ``--config FILE``,
+``REELGRAPH_CONFIG``, or ``<home>/config.toml`` when that exists.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reelgraph.errors import ReelgraphError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ENV_PREFIX = "REELGRAPH_"
+Source = Literal["default", "config", "env", "cli"]
+
+
+class Settings(BaseModel):
+    """Every knob of a run. Field descriptions are shown by ``config show``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    home: Path = Field(description="data directory: Chroma, caches, sessions, config")
+    # -- the video model ---------------------------------------------------------------
+    model: str = Field("toy", description="video model: 'toy', a diffusers folder or a hub id")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    dtype: str = Field("auto", description="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16")
+    cpu_offload: bool = Field(
+        False, description="keep components on the CPU, move each to the GPU while it runs"
+    )
+    vae_slice_frames: int = Field(8, ge=1, description="frames per VAE decode/encode slice")
+    # -- sampling -------------------------------------------------------------------------
+    num_inference_steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
+    guidance_scale: float | None = Field(
+        None, ge=0, description="classifier-free guidance; unset: the model's recommended value"
+    )
+    eta: float = Field(0.0, ge=0, le=1, description="DDIM eta (0: deterministic steps)")
+    num_frames: int | None = Field(None, ge=1, description="frames to generate; unset: one clip")
+    negative_prompt: str = Field("", description="text to steer away from (the unconditional context)")
+    seed: int | None = Field(None, ge=0, description="base seed; unset: drawn at random and recorded")
+    # -- output -----------------------------------------------------------------------------
+    output_dir: Path = Field(Path("outputs"), description="parent folder of run folders")
+    view_scale: int = Field(8, ge=1, le=32, description="enlargement of small videos in mp4/gif/sheet")
+    # -- services ---------------------------------------------------------------------------
+    chroma_url: str | None = Field(None, description="Chroma server URL; unset: embedded store in home")
+    text_model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2", description="sentence embedding model for retrieval"
+    )
+    spacy_model: str = Field("en_core_web_sm", description="spaCy pipeline for atomized units")
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("reelgraph", appauthor=False))
+
+
+def resolve_home(cli_home: str | os.PathLike[str] | None, environ: dict[str, str]) -> tuple[Path, Source]:
+    if cli_home:
+        return Path(cli_home).expanduser(), "cli"
+    if environ.get(ENV_PREFIX + "HOME"):
+        return Path(environ[ENV_PREFIX + "HOME"]).expanduser(), "env"
+    return default_home(), "default"
+
+
+def _config_file(
+    cli_config: str | os.PathLike[str] | None, home: Path, environ: dict[str, str]
+) -> Path | None:
+    explicit = cli_config or environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ReelgraphError(
+                f"Config file {str(path)!r} does not exist.",
+                fix="check the path given by --config / REELGRAPH_CONFIG.",
+            )
+        return path
+    default = home / "config.toml"
+    return default if default.is_file() else None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ReelgraphError(
+            f"Config file {str(path)!r} cannot be read: {error}.", fix="fix its TOML syntax."
+        ) from error
+    flat = dict(data.pop("reelgraph", {})) if isinstance(data.get("reelgraph"), dict) else {}
+    flat.update(data)
+    flat.pop("home", None)
+    return flat
+
+
+class LoadedSettings(BaseModel):
+    settings: Settings
+    sources: dict[str, Source]
+    config_file: Path | None
+
+
+def load_settings(
+    cli: dict[str, Any] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> LoadedSettings:
+    """Merge defaults, config file, environment and CLI flags (in rising precedence)."""
+    environ = dict(os.environ if environ is None else environ)
+    home_path, home_source = resolve_home(home, environ)
+    config_path = _config_file(config, home_path, environ)
+    fields = [name for name in Settings.model_fields if name != "home"]
+
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {name: "default" for name in fields}
+    if config_path is not None:
+        file_values = _read_config(config_path)
+        unknown = sorted(set(file_values) - set(fields))
+        if unknown:
+            raise ReelgraphError(
+                f"Config file {str(config_path)!r} has unknown keys: {', '.join(unknown)}.",
+                fix=f"known keys: {', '.join(fields)}.",
+            )
+        values.update(file_values)
+        sources.update({name: "config" for name in file_values})
+    for name in fields:
+        key = ENV_PREFIX + name.upper()
+        if environ.get(key, "") != "":
+            values[name] = environ[key]
+            sources[name] = "env"
+    for name, value in (cli or {}).items():
+        if value is not None:
+            values[name] = value
+            sources[name] = "cli"
+    try:
+        settings = Settings(home=home_path, **values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])} ({sources.get(str(e['loc'][0]), '?')}): {e['msg']}"
+            for e in error.errors()
+        )
+        raise ReelgraphError(
+            f"Invalid settings: {problems}.", fix="correct the flag, variable or config entry."
+        ) from error
+    sources["home"] = home_source
+    return LoadedSettings(settings=settings, sources=sources, config_file=config_path)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random text-to-video checkpoint in the ModelScope layout (32x32 pixels, 16-token prompts)."""
+    from tests.tiny_models import save_modelscope_layout, tiny_components
+
+    return save_modelscope_layout(tiny_components(), tmp_path_factory.mktemp("tiny-t2v"))
