@@ -7,11 +7,13 @@ after ``finalize``. Both serialise to JSON as they are, which is what
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from generation.requests import ClipResult, OutputFiles
+from generation.requests import ClipRequest, ClipResult, OutputFiles
+from reelgraph.errors import ReelgraphError
 
 ToolStatus = Literal["done", "planned", "skipped"]
 """``done``: ran (planning tools run even in a plan); ``planned``: a GPU tool a
@@ -95,6 +97,40 @@ class RunState(BaseModel):
     manifest_path: str | None = None
     timings: dict[str, float] = {}
     warnings: list[str] = []
+
+    @property
+    def scene(self) -> ScenePlan:
+        """The scene the GPU nodes are working on."""
+        return self.scenes[self.scene_index]
+
+    def with_scene(self, index: int, **tools: ToolStep) -> list[ScenePlan]:
+        """The scene list with scene ``index``'s tool decisions replaced."""
+        scenes = list(self.scenes)
+        scenes[index] = scenes[index].model_copy(update=tools)
+        return scenes
+
+    def with_all_scenes(self, **tools: ToolStep) -> list[ScenePlan]:
+        """The scene list with the same tool decision in every scene."""
+        return [scene.model_copy(update=tools) for scene in self.scenes]
+
+    def clip_request(self, scene: ScenePlan) -> ClipRequest:
+        """The sampling request for a scene's clip, from the run's options."""
+        return ClipRequest(
+            prompt=scene.prompt,
+            negative_prompt=self.request.negative_prompt,
+            num_frames=scene.num_frames,
+            num_inference_steps=self.request.num_inference_steps,
+            guidance_scale=self.request.guidance_scale,
+            eta=self.request.eta,
+            seed=scene.seed,
+        )
+
+    @property
+    def work_dir(self) -> Path:
+        """Where GPU nodes keep intermediate results (clip latents) until ``finalize``."""
+        if self.run_dir is None:
+            raise ReelgraphError("A generate run needs an output folder.", fix="pass --out DIR.")
+        return Path(self.run_dir) / "work"
 
     def plan_view(self) -> dict[str, Any]:
         """``{"scenes": [...], "estimates": {"seconds", "peak_memory_gb"}}``: the plan's JSON."""

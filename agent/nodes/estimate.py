@@ -1,0 +1,47 @@
+"""Plan each scene's GPU work and estimate time and memory, before anything loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.nodes.reasons import NOT_YET
+from agent.services import Services
+from agent.state import Estimates, RunState, ToolStep, skipped
+from generation.estimate import device_kind, estimate_clip
+
+
+def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
+    """Plan the GPU steps of every scene and estimate their time and memory."""
+    info = services.generator.model_info
+    scenes = []
+    total_seconds, peak = 0.0, 0.0
+    for scene in state.scenes:
+        request = state.clip_request(scene)
+        services.generator.check_clip(request)
+        seconds, memory = estimate_clip(
+            info, scene.num_frames, request.num_inference_steps, request.guidance_scale, services.device
+        )
+        total_seconds += seconds
+        peak = max(peak, memory)
+        sampling = ToolStep(
+            status="planned",
+            reason=f"DDIM, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}",
+            model=info.model_id,
+            num_frames=scene.num_frames,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            seed=scene.seed,
+            estimated_seconds=round(seconds, 2),
+        )
+        extension = skipped(f"{scene.num_frames} frames fit in one clip of {info.num_frames}")
+        tuning = skipped(NOT_YET["tuning"])
+        scenes.append(
+            scene.model_copy(update={"sampling": sampling, "extension": extension, "tuning": tuning})
+        )
+    estimates = Estimates(
+        seconds=round(total_seconds, 2),
+        peak_memory_gb=round(peak, 3),
+        device=device_kind(services.device),
+        notes="rough: within a factor of about two",
+    )
+    return {"scenes": scenes, "estimates": estimates}

@@ -1,0 +1,64 @@
+"""Write the viewing files and the manifest."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from agent.services import Services
+from agent.state import RunState
+from generation.requests import OutputFiles
+from reelgraph import __version__
+from reelgraph.atomic import write_json
+from reelgraph.versions import package_versions
+
+
+def finalize(state: RunState, services: Services) -> dict[str, Any]:
+    """Decode every clip into the viewing files, then write the manifest (last, atomically)."""
+    started = time.perf_counter()
+    run_dir = Path(state.run_dir)
+    caption = " | ".join(scene.prompt for scene in state.scenes)
+    files = services.generator.write_outputs([Path(c.latents_path) for c in state.clips], run_dir, caption)
+    outputs = OutputFiles(**files)
+    manifest_path = run_dir / "manifest.json"
+    # The manifest is this node's last act, so it records the node's time up to here.
+    timed = state.model_copy(update={"timings": {**state.timings, "finalize": time.perf_counter() - started}})
+    write_json(manifest_path, build_manifest(timed, services, outputs))
+    shutil.rmtree(state.work_dir, ignore_errors=True)  # clip latents served their purpose
+    return {"outputs": outputs, "manifest_path": str(manifest_path)}
+
+
+def build_manifest(state: RunState, services: Services, outputs: OutputFiles) -> dict[str, Any]:
+    """Everything needed to reproduce the video: seeds, model and its hash, scheduler, plan, versions."""
+    info = services.generator.model_info
+    return {
+        "reelgraph_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "prompt": " | ".join(scene.prompt for scene in state.scenes),
+        "rewritten_prompt": [getattr(scene.rewrite, "text", None) for scene in state.scenes],
+        "negative_prompt": state.request.negative_prompt,
+        "seeds": {
+            "base": state.request.seed,
+            "scenes": [scene.seed for scene in state.scenes],
+            "clips": [clip.seed for clip in state.clips],
+        },
+        "model": info.to_dict(),
+        "scheduler": services.generator.scheduler_config(),
+        "sampling": {
+            "num_inference_steps": state.request.num_inference_steps,
+            "guidance_scale": state.request.guidance_scale,
+            "eta": state.request.eta,
+            "num_frames": outputs.num_frames,
+            "height": outputs.height,
+            "width": outputs.width,
+            "fps": outputs.fps,
+        },
+        "plan": state.plan_view(),
+        "timings": {name: round(seconds, 3) for name, seconds in state.timings.items()},
+        "warnings": state.warnings,
+        "outputs": {"video": "video.mp4", "gif": "video.gif", "sheet": "sheet.png"},
+        "versions": package_versions(),
+    }

@@ -1,0 +1,33 @@
+"""Understand the request: scenes with prompts, lengths and seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.services import Services
+from agent.state import RunState, ScenePlan
+from reelgraph.errors import ReelgraphError
+
+
+def understand_request(state: RunState, services: Services) -> dict[str, Any]:
+    """Turn the request into scenes with lengths and seeds (scene k gets seed + k)."""
+    info = services.generator.model_info
+    scenes = []
+    for index, scene in enumerate(state.request.scenes):
+        prompt = " ".join(scene.prompt.split())
+        if not prompt:
+            raise ReelgraphError(
+                f"Scene {index + 1} has an empty prompt."
+                if len(state.request.scenes) > 1
+                else "The prompt is empty.",
+                fix="describe the video, e.g. 'a red ball rolls to the right'.",
+            )
+        scenes.append(
+            ScenePlan(
+                index=index,
+                prompt=prompt,
+                num_frames=scene.num_frames or info.num_frames,
+                seed=state.request.seed + index,
+            )
+        )
+    return {"scenes": scenes}
