@@ -240,7 +240,9 @@ def toy_pool(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("toy-pool")
     store = MemoryStore(home)
-    stats = ingest_toy(store, home, 400, seed=3, frames=8, embedder=get_embedder(), parser=get_parser(), progress=False)
+    stats = ingest_toy(
+        store, home, 400, seed=3, frames=8, embedder=get_embedder(), parser=get_parser(), progress=False
+    )
     assert stats.added == 400
     return store
 
