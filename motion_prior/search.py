@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.store import Candidate, MemoryStore, PoolRecord
-from motion_prior.units import ROLES, ParsedPrompt, Unit, UnitParser
+from motion_prior.units import ROLES, ParsedPrompt, Unit, UnitParser, unit_phrases
 
 
 class SearchConfig(BaseModel):
@@ -132,10 +132,6 @@ def _reference(candidate: Candidate) -> Reference:
         similarity=float(candidate.similarity),
         metadata=_record_metadata(record),
     )
-
-
-def _unit_phrases(units: Sequence[Unit]) -> list[str]:
-    return [p for u in units for role in ROLES if (p := u.phrase(role))]
 
 
 # Direction words by the axis end they name; opposite ends of one axis contradict each other.
@@ -377,7 +373,7 @@ class Retriever:
             parsed = self.parser.parse(prompt)
         with clock("embed"):
             # Most prompt phrases ("ball", "roll to the right") are stored already.
-            phrases = list(dict.fromkeys(_unit_phrases(parsed.units)))
+            phrases = unit_phrases(parsed.units)
             phrase_vectors = self.store.phrase_vectors(phrases)
             unknown = [p for p in phrases if p not in phrase_vectors]
             vectors = self.embedder.embed([prompt, *unknown])
@@ -387,7 +383,7 @@ class Retriever:
         with clock("ann"):
             candidates = self._candidates(prompt_vector, config.candidates)
         with clock("rerank"):
-            needed = [p for c in candidates for p in _unit_phrases(c.record.units)]
+            needed = unit_phrases(u for c in candidates for u in c.record.units)
             candidate_vectors = self.store.phrase_vectors(needed)
             ranked = rank_candidates(parsed, phrase_vectors, candidates, candidate_vectors, config)
         k_refs = config.references if references is None else references

@@ -40,18 +40,17 @@ sentence is parsed again; the rewrite is kept only if the parser then finds
 that verb with a subject.
 
 Vectors: en_core_web_sm has no word vectors, so unit vectors are MiniLM
-sentence embeddings of the phrases (see :func:`embed_unit_phrases`).
+sentence embeddings of the phrases (see :func:`unit_phrases`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from reelgraph.errors import ReelgraphError
@@ -720,24 +719,17 @@ def get_parser(spacy_model: str | None = None) -> UnitParser:
     return UnitParser(spacy_model)
 
 
-def unit_phrases(parsed: Sequence[ParsedPrompt]) -> list[str]:
-    """Distinct non-empty phrases of all units, in first-seen order (what needs a vector)."""
-    seen: dict[str, None] = {}
-    for prompt in parsed:
-        for unit in prompt.units:
-            for role in ROLES:
-                phrase = unit.phrase(role)
-                if phrase:
-                    seen.setdefault(phrase, None)
-    return list(seen)
+def unit_phrases(units: Iterable[Unit]) -> list[str]:
+    """Distinct non-empty phrases of ``units`` (motion, actor, recipient), in first-seen order.
 
-
-def embed_unit_phrases(units: Sequence[Unit], embedder) -> dict[str, np.ndarray]:
-    """MiniLM vector ``(384,)`` per distinct phrase of ``units``.
-
-    en_core_web_sm ships no word vectors, so the paper's "word vectors" of a
-    phrase group are MiniLM sentence embeddings of the phrase text.
+    Their MiniLM vectors are the units' vectors: en_core_web_sm ships no word
+    vectors, so the paper's word vectors of a phrase group are sentence
+    embeddings of the phrase texts.
     """
-    phrases = unit_phrases([ParsedPrompt(text="", units=list(units))])
-    vectors = embedder.embed(phrases)
-    return dict(zip(phrases, vectors, strict=True))
+    seen: dict[str, None] = {}
+    for unit in units:
+        for role in ROLES:
+            phrase = unit.phrase(role)
+            if phrase:
+                seen.setdefault(phrase, None)
+    return list(seen)
