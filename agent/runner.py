@@ -18,7 +18,18 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
-    return Services(generator=GenerationService(settings, progress=progress), device=settings.device)
+    from agent.tools.pos_policy import PosPolicy
+    from agent.tools.rewriter import make_rewriter
+    from generation.noise_support import NoiseSupportService
+
+    generator = GenerationService(settings, progress=progress)
+    return Services(
+        generator=generator,
+        device=settings.device,
+        rewriter=make_rewriter(settings) if settings.rewrite else None,
+        noise=NoiseSupportService(settings, lambda: generator.model_info),
+        pos=PosPolicy.from_settings(settings),
+    )
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:

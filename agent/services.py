@@ -8,10 +8,11 @@ itself, recording why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from agent.tools.pos_policy import NoiseSupport, PosPolicy
 from generation.model_info import ModelInfo
 from generation.requests import ClipRequest, ClipResult
 
@@ -33,9 +34,20 @@ class VideoGenerator(Protocol):
     def scheduler_config(self) -> dict: ...
 
 
+class PromptRewriter(Protocol):
+    """Reference-guided rewriting behind the semantic guard (``agent.tools.rewriter.Rewriter``)."""
+
+    def rewrite(self, prompt: str, references: list[str]): ...
+
+    def needs_references(self) -> bool: ...
+
+
 @dataclass
 class Services:
     """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
 
     generator: VideoGenerator
     device: str = "auto"
+    rewriter: PromptRewriter | None = None
+    noise: NoiseSupport | None = None
+    pos: PosPolicy = field(default_factory=PosPolicy)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the planner imports rewrite_steps, and planning never imports torch
+    import torch
 
 # ⌊T·γ⌋ with γ read as the decimal the user typed: 10 × 0.3 is 3.0000000000000004 and
 # 100 × 0.29 is 28.999999999999996 in floating point; the tolerance makes both exact.

@@ -100,7 +100,9 @@ class InversionCache:
             save_file({"eps_inv": eps_inv.detach().float().cpu().contiguous()}, str(tmp), metadata=metadata)
         return path
 
-    def entries(self, model_hash: str, num_steps: int, num_frames: int, height: int, width: int) -> list[Path]:
+    def entries(
+        self, model_hash: str, num_steps: int, num_frames: int, height: int, width: int
+    ) -> list[Path]:
         """Every cached inversion for one model and clip shape, sorted by file name."""
         folder = self.root / model_hash / f"s{num_steps}-f{num_frames}-{height}x{width}"
         return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []

@@ -60,7 +60,9 @@ def prepare_clip(frames: np.ndarray, num_frames: int, height: int, width: int) -
     if (src_h, src_w) != (height, width):
         scale = max(height / src_h, width / src_w)
         new_h, new_w = max(height, round(src_h * scale)), max(width, round(src_w * scale))
-        video = F.interpolate(video, size=(new_h, new_w), mode="bilinear", antialias=scale < 1, align_corners=False)
+        video = F.interpolate(
+            video, size=(new_h, new_w), mode="bilinear", antialias=scale < 1, align_corners=False
+        )
         top, left = (new_h - height) // 2, (new_w - width) // 2
         video = video[:, :, top : top + height, left : left + width].clamp(-1.0, 1.0)
     return video.permute(1, 0, 2, 3)[None]

@@ -49,7 +49,12 @@ def initial_noise(
         eps_inv, hit = cached_inversion(
             model, cache, spec.video_id, spec.video, request.num_inference_steps, request.num_frames
         )
-        details = {"source": "ona", "video_id": spec.video_id, "eta": spec.eta, "cache": "hit" if hit else "miss"}
+        details = {
+            "source": "ona",
+            "video_id": spec.video_id,
+            "eta": spec.eta,
+            "cache": "hit" if hit else "miss",
+        }
     else:
         if not spec.npnet:
             raise ReelgraphError("NPNet noise was asked for without NPNet weights.", fix="set --npnet.")
