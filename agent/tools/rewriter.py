@@ -505,6 +505,12 @@ class RewriteAttempt(BaseModel):
     seconds: float = 0.0
 
 
+def _attempt_problem(attempt: RewriteAttempt) -> str:
+    if attempt.guard is not None and attempt.guard.problems:
+        return attempt.guard.problems[0]
+    return attempt.error or "rejected"
+
+
 class RewriteOutcome(BaseModel):
     """The rewrite step's record: what was tried, what the guard said, what will condition sampling."""
 
@@ -529,9 +535,7 @@ class RewriteOutcome(BaseModel):
             return f"{self.engine} rewrite accepted on the stricter retry ({sim}, core unit kept)"
         if self.decision == "unchanged":
             return f"{self.engine} found nothing to add; the original prompt is used"
-        problems = "; ".join(
-            (a.guard.problems if a.guard else [a.error or "no answer"])[0] for a in self.attempts
-        )
+        problems = "; ".join(_attempt_problem(a) for a in self.attempts)
         return f"both rewrites rejected ({problems}); the original prompt is used"
 
 
@@ -638,7 +642,7 @@ class Rewriter:
                         attempts=attempts,
                         notes=notes,
                     )
-                problem = "it repeated the original sentence"
+                problem = attempt.error = "it repeated the original sentence"
                 continue
             attempt.guard = self.guard.check(prompt, attempt.text)
             core = attempt.guard.core
