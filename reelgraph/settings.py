@@ -79,7 +79,7 @@ class Settings(BaseModel):
     rewrite_max_words: int = Field(20, ge=3, le=100, description="longest rewrite accepted, in words")
     rewrite_references: int = Field(5, ge=0, le=20, description="reference captions per rewrite (POS k)")
     rewrite_min_similarity: float = Field(
-        0.75, ge=0, le=1, description="semantic guard: least MiniLM similarity of rewrite to original"
+        0.70, ge=0, le=1, description="semantic guard: least MiniLM similarity of rewrite to original"
     )
     gamma: float = Field(
         0.5, ge=0, le=1, description="share of DDIM steps conditioned on the rewrite (POS eq. 8)"

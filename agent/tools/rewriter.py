@@ -27,7 +27,7 @@ The guard (:class:`SemanticGuard`) accepts a rewrite when
    words ("left", "upward") survive;
 2. the original's colour, number and negation words survive;
 3. the MiniLM cosine similarity of rewrite and original is at least
-   ``min_similarity`` (0.75 by default: see ``bench/results/rewrite_guard.md``
+   ``min_similarity`` (0.70 by default: see ``bench/results/rewrite_guard.md``
    for the measurements it was chosen from).
 
 Reference captions are data: the LLM sees them as quoted strings under a
@@ -166,7 +166,7 @@ class SemanticGuard:
         min_similarity: least cosine similarity of rewrite and original.
     """
 
-    def __init__(self, parser, embedder, min_similarity: float = 0.75):
+    def __init__(self, parser, embedder, min_similarity: float = 0.70):
         self.parser = parser
         self.embedder = embedder
         self.min_similarity = min_similarity
