@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.embeddings import EMBEDDING_DIM
-from motion_prior.units import ROLES, Unit
+from motion_prior.units import Unit, unit_phrases
 from reelgraph.errors import ReelgraphError
 
 CAPTIONS = "pool_captions"
@@ -468,11 +468,4 @@ class MemoryStore:
 
 def unit_phrase_set(records: Sequence[PoolRecord]) -> list[str]:
     """Distinct phrases of all units of ``records`` (motion, actor and recipient)."""
-    seen: dict[str, None] = {}
-    for record in records:
-        for unit in record.units:
-            for role in ROLES:
-                phrase = unit.phrase(role)
-                if phrase:
-                    seen.setdefault(phrase, None)
-    return list(seen)
+    return unit_phrases(unit for record in records for unit in record.units)
