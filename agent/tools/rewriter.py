@@ -41,7 +41,7 @@ import contextlib
 import json
 import re
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -680,10 +680,13 @@ class _LazyEmbedder:
 
 
 class _LazyParser:
-    """spaCy loaded on first use, for the same reason."""
+    """spaCy loaded on first use, for the same reason; unit parses are memoised (a prompt is parsed by
+    the offline engine and by the guard, and scenes repeat prompts)."""
 
-    def __init__(self, model: str | None):
+    def __init__(self, model: str | None, memo: int = 512):
         self.model = model
+        self._memo: OrderedDict[str, Any] = OrderedDict()
+        self._memo_size = memo
 
     @property
     def _parser(self):
@@ -696,10 +699,19 @@ class _LazyParser:
         return self._parser.nlp
 
     def parse(self, text: str):
-        return self._parser.parse(text)
+        return self.parse_many([text])[0]
 
     def parse_many(self, texts):
-        return self._parser.parse_many(texts)
+        texts = list(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        for text, parsed in zip(missing, self._parser.parse_many(missing) if missing else [], strict=True):
+            self._memo[text] = parsed
+        result = [self._memo[t] for t in texts]
+        for text in texts:
+            self._memo.move_to_end(text)
+        while len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
+        return result
 
 
 def make_rewriter(settings) -> Rewriter:
