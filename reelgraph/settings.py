@@ -91,6 +91,10 @@ class Settings(BaseModel):
     ona_min_similarity: float = Field(
         0.8, ge=-1, le=1, description="ONA: least caption similarity of the nearest pool video"
     )
+    ona_pick: Literal["caption", "motion"] = Field(
+        "caption",
+        description="ONA's video: caption (POS eq. 3: nearest caption) or motion (top motion-prior hit)",
+    )
     npnet: str | None = Field(None, description="NPNet weights; unset: the model's own, when it has one")
 
     @property

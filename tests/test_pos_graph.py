@@ -174,3 +174,20 @@ def test_noise_choice_cascade_and_reasons(tmp_path):
     assert choose(PosPolicy(noise_source="random"))["reason"].endswith("(noise_source = random)")
     assert "η = 0" in choose(PosPolicy(eta=0.0))["reason"]
     assert "no pool video" in choose(nearest=None)["reason"]
+
+
+def test_ona_can_pick_the_top_motion_prior_hit(tmp_path):
+    from agent.tools.pos_policy import nearest_of
+
+    hit = {
+        "id": "toy:9",
+        "caption": "a red ball rolls to the left",
+        "video": "/v/9.mp4",
+        "score": {"sentence": 0.83, "total": 2.7},
+    }
+    step = ToolStep(status="done", reason="", nearest=NEAREST, motion_hits=[hit])
+    assert nearest_of(step)["id"] == "toy:000042"
+    picked = nearest_of(step, "motion")
+    assert picked["id"] == "toy:9" and picked["similarity"] == 0.83
+    assert nearest_of(ToolStep(status="done", reason="", nearest=NEAREST), "motion") is None
+    assert nearest_of(ToolStep(status="skipped", reason="no pool")) is None

@@ -16,7 +16,7 @@ def choose_noise(state: RunState, services: Services) -> dict[str, Any]:
         fields = choose_noise_for_scene(
             services.pos,
             services.noise,
-            nearest_of(scene.references),
+            nearest_of(scene.references, services.pos.ona_pick),
             state.request.num_inference_steps,
             scene.num_frames,
         )

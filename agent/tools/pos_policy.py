@@ -8,7 +8,9 @@
   ``npnet`` uses NPNet or random.
 * :func:`references_of` / :func:`nearest_of`: what the retrieve step found,
   read from its plan entry (``references``: captions by sentence similarity,
-  POS eq. 6; ``nearest``: the top caption's video, POS eq. 3).
+  POS eq. 6; ``nearest``: the top caption's video, POS eq. 3; or, with
+  ``ona_pick = motion``, the top motion-prior hit, which also matches the
+  prompt's core motion and actor units).
 
 Nothing here imports torch: the planner only reads headers and checks files.
 """
@@ -22,6 +24,7 @@ from typing import Any, Literal, Protocol
 from generation.hybrid import rewrite_steps
 
 NoiseSource = Literal["auto", "ona", "npnet", "random"]
+OnaPick = Literal["caption", "motion"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class PosPolicy:
     noise_source: NoiseSource = "auto"
     eta: float = 0.5
     ona_min_similarity: float = 0.8
+    ona_pick: OnaPick = "caption"
 
     @classmethod
     def from_settings(cls, settings) -> PosPolicy:
@@ -40,6 +44,7 @@ class PosPolicy:
             noise_source=settings.noise_source,
             eta=settings.ona_eta,
             ona_min_similarity=settings.ona_min_similarity,
+            ona_pick=settings.ona_pick,
         )
 
 
@@ -61,10 +66,22 @@ def references_of(step) -> list[dict[str, Any]]:
     return [_as_dict(r) for r in refs or [] if _as_dict(r).get("caption")]
 
 
-def nearest_of(step) -> dict[str, Any] | None:
-    """The nearest pool video (POS eq. 3) the retrieve step recorded, or ``None``."""
+def nearest_of(step, pick: OnaPick = "caption") -> dict[str, Any] | None:
+    """The pool video ONA inverts, from what the retrieve step recorded, or ``None``.
+
+    ``caption``: POS eq. 3, the video whose caption is most similar to the prompt.
+    ``motion``: the top motion-prior hit (Search-T2V eq. 6-9: sentence similarity plus the
+    core motion and actor units), whose ``similarity`` is its caption similarity.
+    """
     if step.status != "done":
         return None
+    if pick == "motion":
+        hits = [_as_dict(h) for h in getattr(step, "motion_hits", None) or []]
+        if not hits:
+            return None
+        top = hits[0]
+        score = top.get("score") or {}
+        return {**top, "similarity": score.get("sentence", top.get("similarity"))}
     nearest = getattr(step, "nearest", None)
     return _as_dict(nearest) if nearest else None
 
