@@ -17,7 +17,7 @@ Engines:
   LLM. It borrows, from the references, the adjective, the manner adverb and
   the scene phrase that most of them use, skipping words that could change
   the prompt's units (colours, sizes, numbers, speeds, directions,
-  negations). Its stricter retry borrows words only, no scene phrase.
+  negations). Its stricter retry borrows the adjective alone.
 
 The guard (:class:`agent.tools.semantic_guard.SemanticGuard`) keeps the
 original's core unit, direction, colour/number/negation words and meaning.
