@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
+# The demo first renders a small toy pool (once; a rerun adds nothing): references for the offline
+# rewriter and videos for ONA noise (POS), so it runs the whole planning path without an LLM.
 demo: $(STAMP)
-	# A small toy pool (rendered once; a rerun adds nothing): references for the offline rewriter and
-	# videos for ONA noise (POS), so the demo runs the whole planning path without an LLM.
 	$(PY) cli.py index toy --n 300 --json > /dev/null
 	$(PY) cli.py generate "$(PROMPT)" --out outputs/demo --overwrite
 
