@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--n-prompts", type=int, default=60)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--ablation", default=str(HERE / "pos_ablation.yaml"))
     parser.add_argument("--prompts", default=str(HERE / "data" / "pos_ablation_prompts.jsonl"))
     args = parser.parse_args()
@@ -90,7 +92,7 @@ def main() -> None:
         _prompts(prompts_path, args.n_prompts, {r.caption for r in records.values()})
     prompts = read_prompts(prompts_path)
     configs = read_ablation(args.ablation)
-    settings = Settings(home=home, model=args.model)
+    settings = Settings(home=home, model=args.model, num_inference_steps=args.steps)
 
     def progress(done: int, total: int) -> None:
         if done % 20 == 0 or done == total:
@@ -102,12 +104,13 @@ def main() -> None:
 
     # -- analysis ------------------------------------------------------------------------------------
     rows = {name: _rows(out / name) for name in configs}
+    follow: list[str] = []
     base = {(r["index"], r["sample"]): r for r in rows["baseline"]}
     lines = [
-        f"{len(prompts)} toy eval prompts not in the {args.pool}-video pool (`{prompts_path.relative_to(HERE.parent)}`), "
+        f"{len(prompts)} toy eval prompts not in the {args.pool}-video pool (`{os.path.relpath(prompts_path, HERE.parent)}`), "
         f"{args.samples} seeds each (sample k of prompt i: seed {args.seed} + i·{args.samples} + k, the same in "
         f"every config); model `{args.model}`, {settings.num_inference_steps} DDIM steps, the model's guidance. "
-        f"Configs: `{Path(args.ablation).relative_to(HERE.parent)}`. Wall time {time.perf_counter() - started:.0f} s.",
+        f"Configs: `{os.path.relpath(args.ablation, HERE.parent)}`. Wall time {time.perf_counter() - started:.0f} s.",
         "",
         ablation_table(
             results,
@@ -139,8 +142,31 @@ def main() -> None:
         for r in ona:
             label = records.get(r["noise_step"]["video_id"])
             label = label.label if label is not None else None
+            r["pick_label"] = label
             r["pick_motion"] = bool(label) and label["motion"] == r["label"]["motion"]
             r["pick_color"] = bool(label) and label["actor"]["color"] == r["label"]["actor"]["color"]
+        # Does the sample copy the inverted video instead of the prompt? Among picks with another motion
+        # (colour), how often the probe sees the pick's motion (colour), against the baseline's samples.
+        for key, field in (("motion", ("motion",)), ("colour", ("actor", "color"))):
+            differ = [
+                r for r in ona if r["pick_label"] and not r[f"pick_{'color' if key == 'colour' else key}"]
+            ]
+
+            def get(label, field=field):
+                for part in field:
+                    label = (label or {}).get(part)
+                return label
+
+            copied = (
+                np.mean([get(r["seen"]) == get(r["pick_label"]) for r in differ]) if differ else float("nan")
+            )
+            twins = [base[(r["index"], r["sample"])] for r in differ]
+            by_chance = (
+                np.mean([get(t["seen"]) == get(r["pick_label"]) for r, t in zip(differ, twins, strict=True)])
+                if differ
+                else float("nan")
+            )
+            follow.append(f"| {name} | {key} | {len(differ)} | {copied:.3f} | {by_chance:.3f} |")
         for key, title in (("pick_motion", "motion"), ("pick_color", "colour")):
             for value in (True, False):
                 part = [r for r in ona if r[key] is value]
@@ -153,7 +179,19 @@ def main() -> None:
                     f"| {np.mean([r['motion_ok'] for r in twins]):.3f} | {np.mean([r['color_ok'] for r in part]):.3f} "
                     f"| {np.mean([r['color_ok'] for r in twins]):.3f} | {sim:.3f} |"
                 )
-    lines += ["", "## Rewrites", ""]
+    lines += [
+        "",
+        "Copying: among samples whose inverted video has another motion (colour) than the prompt, how often "
+        "the probe sees the inverted video's motion (colour) in the sample, against the baseline's sample "
+        "of the same prompt and seed:",
+        "",
+        "| config | attribute | n | sample shows the pick's | baseline shows the pick's |",
+        "|---|---|---|---|---|",
+        *follow,
+        "",
+        "## Rewrites",
+        "",
+    ]
     for name, config_rows in rows.items():
         steps = [r["rewrite_step"] for r in config_rows if r["sample"] == 0]
         decisions = Counter(s.get("decision", s["status"]) for s in steps)

@@ -137,6 +137,15 @@ def test_offline_enrichment_borrows_agreed_words_and_never_changes_units(offline
     assert offline.enrich("an orange box slides to the left", refs, 20).startswith("a glossy orange box")
 
 
+def test_offline_adverb_follows_an_object_and_adjective_respects_existing_ones(offline):
+    refs = ["a red ball pushes a box along smoothly", "a ball rolls smoothly", "a shiny box"]
+    assert offline.enrich("a lone red ball pushes a blue box along.", refs, 20) == (
+        "a lone red ball pushes a blue box along smoothly."
+    )
+    # "sandy" describes the ground in a phrase, even when the parser roots the caption in "on".
+    assert offline.enrich(PROMPT, ["on sandy ground, a cyan ball that expands", "on sandy ground"], 20) == PROMPT
+
+
 def test_offline_scene_needs_two_references_and_a_prompt_without_one(offline):
     one = ["a red ball rolls left on the sand", "a red ball rolls left"]
     assert offline.enrich(PROMPT, one, 20) == PROMPT

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from agent.tools.wording import (
     COLOUR_WORDS,
+    DIRECTION_WORDS,
     NEVER_BORROWED,
     SCENE_PREPOSITIONS,
     SIZE_WORDS,
@@ -54,7 +55,10 @@ def _is_modifier(token) -> bool:
 
 
 def _inside_phrase(token) -> bool:
-    return any(a.dep_ in {"prep", "agent"} for a in token.ancestors)
+    """Is the noun in a prepositional phrase ("on sandy ground"), however the parse roots it?"""
+    return token.dep_ == "pobj" or any(
+        a.dep_ in {"prep", "agent"} or a.pos_ == "ADP" for a in token.ancestors
+    )
 
 
 class OfflineEnricher:
@@ -148,15 +152,15 @@ class OfflineEnricher:
             actor = next(
                 (t for t in doc if t.lemma_.lower() == core.actor and t.pos_ in {"NOUN", "PROPN"}), None
             )
+        # The actor's run of modifiers ("a [bright] big red ball"), whatever the parse of the run.
+        at = actor.i if actor is not None else 0
+        while at > 0 and _is_modifier(doc[at - 1]):
+            at -= 1
         has_adjective = actor is not None and any(
-            c.dep_ == "amod" and c.lower_ not in COLOUR_WORDS | SIZE_WORDS for c in actor.lefts
+            t.lower_ not in COLOUR_WORDS | SIZE_WORDS for t in doc[at : actor.i]
         )
         adjective = self._best(adjectives, first, present)
         if actor is not None and adjective and not has_adjective and budget >= 1:
-            # Before the actor's run of modifiers ("a [bright] big red ball"), whatever the parse of the run.
-            at = actor.i
-            while at > 0 and _is_modifier(doc[at - 1]):
-                at -= 1
             inserts[at] = adjective + " "
             if at > 0 and doc[at - 1].lower_ in {"a", "an"}:
                 det = doc[at - 1]
@@ -172,7 +176,15 @@ class OfflineEnricher:
         )
         adverb = self._best(adverbs, first, present)
         if not strict and verb is not None and adverb and not has_adverb and budget >= 1:
-            inserts[verb.i + 1] = adverb + " "
+            # After the verb ("rolls smoothly to the left"), or after its object and the object's
+            # direction words when it has one ("pushes a box along smoothly"), as the captions say it.
+            after = verb.i + 1
+            objects = [c for c in verb.children if c.dep_ in {"dobj", "dative"}]
+            if objects:
+                after = objects[-1].right_edge.i + 1
+                while after < len(doc) and doc[after].lower_ in DIRECTION_WORDS:
+                    after += 1
+            inserts[after] = adverb + " "
             budget -= 1
         nouns = frozenset(t.lower_ for t in doc if t.pos_ in {"NOUN", "PROPN"})
         own_scene = self._scene_phrases(doc)
@@ -183,13 +195,15 @@ class OfflineEnricher:
             and not own_scene
             and not (set(lowercase_words(scene)) & nouns)
         )
-        pieces = []
-        for i, token in enumerate(tokens):
+        pieces: list[str] = []
+        for i in range(len(tokens) + 1):
             if i in inserts:
-                pieces.append(inserts[i])
-            pieces.append(token)
-        if len(tokens) in inserts:  # after the last token
-            pieces.append(" " + inserts[len(tokens)].strip())
+                if pieces and not pieces[-1].endswith(" "):  # "box" + "." -> "box smoothly."
+                    pieces[-1] += " "
+                at_punct = i == len(tokens) or doc[i].is_punct
+                pieces.append(inserts[i].strip() if at_punct else inserts[i])
+            if i < len(tokens):
+                pieces.append(tokens[i])
         text = "".join(pieces).strip()
         if not strict and scene_ok and budget >= len(scene.split()):
             text = text.rstrip(".") + " " + scene + ("." if prompt.endswith(".") else "")
