@@ -513,6 +513,31 @@ def toy_render(
     out.print(f"Rendered {n} videos of {frames} frames: {csv_path}")
 
 
+@app.command("probe")
+def probe_command(
+    video: Path = typer.Argument(..., help="A video file (any size; read back at 32x32)."),
+    as_json: bool = typer.Option(False, "--json", help="Print tracks and label as JSON."),
+) -> None:
+    """Read a toy-world video back into labels: background, objects, motions."""
+    from toyworld.probe import probe
+
+    result = probe(video)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    label = result.label()
+    out.print(
+        f"background: {result.background}; {len(result.tracks)} object(s); scene motion: {result.motion}"
+    )
+    for number, track in enumerate(result.tracks):
+        role = {result.actor: "actor", result.recipient: "recipient"}.get(number, "object")
+        seen = sum(track.present)
+        out.print(
+            f"  {role}: {track.size} {track.color} {track.shape}, {track.motion}, seen in {seen}/{result.frames} frames"
+        )
+    out.print(f"label: {label.to_json() if label else 'none recognised'}")
+
+
 # -- POS: pool inversions (ONA) and NPNet -------------------------------------------------------------
 npnet_app = typer.Typer(no_args_is_help=True, help="The noise prediction network (POS §4.2).")
 app.add_typer(npnet_app, name="npnet")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.tools.pos_policy import NoiseSupport, PosPolicy
 from generation.model_info import ModelInfo
@@ -34,6 +34,23 @@ class VideoGenerator(Protocol):
     def scheduler_config(self) -> dict: ...
 
 
+class UnitParser(Protocol):
+    """Atomized units of a prompt: ``parse(text)`` returns a pydantic model with ``units`` and ``core``."""
+
+    def parse(self, text: str) -> Any: ...
+
+
+class Retriever(Protocol):
+    """The reference pool: ``retrieve(prompt)`` returns a pydantic model with ``references``,
+    ``motion_hits`` and ``nearest``."""
+
+    location: str
+
+    def pool_size(self) -> int: ...
+
+    def retrieve(self, prompt: str) -> Any: ...
+
+
 class PromptRewriter(Protocol):
     """Reference-guided rewriting behind the semantic guard (``agent.tools.rewriter.Rewriter``)."""
 
@@ -48,6 +65,8 @@ class Services:
 
     generator: VideoGenerator
     device: str = "auto"
+    parser: UnitParser | None = None
+    retriever: Retriever | None = None
     rewriter: PromptRewriter | None = None
     noise: NoiseSupport | None = None
     pos: PosPolicy = field(default_factory=PosPolicy)

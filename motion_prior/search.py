@@ -211,8 +211,9 @@ def rank_candidates(
     candidates: Sequence[Candidate],
     candidate_phrase_vectors: dict[str, np.ndarray],
     config: SearchConfig,
+    limit: int | None = None,
 ) -> list[MotionHit]:
-    """Coarse filter then Search-T2V eq. 6-8 ranking; best first."""
+    """Coarse filter then Search-T2V eq. 6-8 ranking; the best ``limit`` (all when None), best first."""
     sims = _PhraseSims(prompt_phrase_vectors, candidate_phrase_vectors, config.direction_conflict)
     absent = config.absent_role_match
     prompt_core = parsed.core_unit
@@ -241,37 +242,31 @@ def rank_candidates(
         for role, threshold in rounds:
             if threshold is not None and prompt_core.phrase(role) is not None:
                 rows = _coarse_filter(rows, role, threshold, keep)
-    hits = []
     for row in rows:
-        total = (
+        row["total"] = (
             row["sentence"]
             + config.alpha * row["motion"]
             + config.beta * row["actor"]
             + config.gamma * row["units"]
         )
-        record = row["candidate"].record
-        hits.append(
-            MotionHit(
-                id=record.id,
-                videoid=record.videoid,
-                pool=record.pool,
-                caption=record.caption,
-                video=record.video,
-                score=ScoreBreakdown(
-                    total=total,
-                    sentence=row["sentence"],
-                    motion=row["motion"],
-                    actor=row["actor"],
-                    recipient=row["recipient"],
-                    units=row["units"],
-                ),
-                metadata=_record_metadata(record),
-                units=record.units,
-                core=record.core,
-            )
-        )
-    hits.sort(key=lambda hit: (-hit.score.total, hit.id))
-    return hits
+    rows.sort(key=lambda row: (-row["total"], row["candidate"].record.id))
+    # Build result models only for what is returned: validation costs more than scoring.
+    return [_motion_hit(row) for row in (rows if limit is None else rows[:limit])]
+
+
+def _motion_hit(row: dict[str, Any]) -> MotionHit:
+    record = row["candidate"].record
+    return MotionHit(
+        id=record.id,
+        videoid=record.videoid,
+        pool=record.pool,
+        caption=record.caption,
+        video=record.video,
+        score=ScoreBreakdown(**{key: row[key] for key in ScoreBreakdown.model_fields}),
+        metadata=_record_metadata(record),
+        units=record.units,
+        core=record.core,
+    )
 
 
 def select_references(prompt: str, candidates: Sequence[Candidate], k: int) -> list[Reference]:
@@ -385,7 +380,9 @@ class Retriever:
         with clock("rerank"):
             needed = unit_phrases(u for c in candidates for u in c.record.units)
             candidate_vectors = self.store.phrase_vectors(needed)
-            ranked = rank_candidates(parsed, phrase_vectors, candidates, candidate_vectors, config)
+            ranked = rank_candidates(
+                parsed, phrase_vectors, candidates, candidate_vectors, config, limit=hits or config.hits
+            )
         k_refs = config.references if references is None else references
         by_sentence = sorted(candidates, key=lambda c: -c.similarity)
         return RetrievalResult(
@@ -393,7 +390,7 @@ class Retriever:
             units=parsed.units,
             core=parsed.core,
             references=select_references(prompt, candidates, k_refs),
-            motion_hits=ranked[: hits or config.hits],
+            motion_hits=ranked,
             nearest=_reference(by_sentence[0]) if by_sentence else None,
             timings_ms=timings,
         )

@@ -28,7 +28,7 @@ def rewrite(state: RunState, services: Services) -> dict[str, Any]:
     scenes = list(state.scenes)
     num_steps = state.request.num_inference_steps
     for scene in state.scenes:
-        references = references_of(scene.references)
+        references = references_of(scene.references)[: services.pos.references]
         if not references and services.rewriter.needs_references():
             step = skipped(
                 "no reference captions to borrow from (POS eq. 6 needs a pool), and no LLM is configured"

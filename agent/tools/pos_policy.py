@@ -30,6 +30,7 @@ OnaPick = Literal["caption", "motion"]
 @dataclass(frozen=True)
 class PosPolicy:
     rewrite: bool = True
+    references: int = 5
     gamma: float = 0.5
     noise_source: NoiseSource = "auto"
     eta: float = 0.5
@@ -40,6 +41,7 @@ class PosPolicy:
     def from_settings(cls, settings) -> PosPolicy:
         return cls(
             rewrite=settings.rewrite,
+            references=settings.rewrite_references,
             gamma=settings.gamma,
             noise_source=settings.noise_source,
             eta=settings.ona_eta,
