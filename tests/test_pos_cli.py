@@ -29,6 +29,16 @@ def test_index_invert_resumes_and_npnet_trains_on_the_cache(tiny_model_dir, tmp_
     files = list((tmp_path / "home" / "cache" / "inversions").rglob("*.safetensors"))
     assert len(files) == 4 and all("s3-f" in str(f.parent.name) for f in files)
 
+    # plan: ONA picks the pool video whose caption is the prompt, and knows its inversion is cached.
+    from memory.store import MemoryStore
+
+    record = next(r for page, _ in MemoryStore(home).iter_all() for r in page)
+    plan = invoke("plan", record.caption, *model, "--json")
+    noise = plan["scenes"][0]["noise"]
+    assert noise["source"] == "ona" and noise["video_id"] == record.id and noise["cache"] == "hit"
+    assert noise["similarity"] > 0.99 and "ONA: nearest pool video" in noise["reason"]
+    assert plan["scenes"][0]["rewrite"]["status"] in {"done", "skipped"}
+
     out = tmp_path / "np.safetensors"
     report = invoke("npnet", "train", *model, "--max-steps", "3", "--out", str(out), "--json")
     assert report["pairs"] == 4 and report["steps"] == 3 and out.is_file()
