@@ -235,3 +235,33 @@ def test_npnet_output_shape_follows_its_config():
     net = NPNet(NPNetConfig(context_dim=8, latent_channels=4, num_frames=3, latent_height=5, latent_width=6))
     assert net(torch.zeros(2, 7, 8)).shape == (2, 4, 3, 5, 6)
     assert sum(p.numel() for p in net.parameters()) < 200_000
+
+
+def test_noise_support_finds_the_npnet_of_this_model_only(tiny_model_dir, tmp_path, monkeypatch):
+    from generation import noise_support
+    from generation.model_info import read_model_info
+    from generation.noise_support import NoiseSupportService, default_npnet_path
+    from reelgraph.settings import Settings
+
+    info = read_model_info(tiny_model_dir)
+    net = NPNet(NPNetConfig(context_dim=8, latent_channels=4, num_frames=2, latent_height=2, latent_width=2))
+    monkeypatch.setattr(noise_support, "SHIPPED_NPNETS", tmp_path / "shipped")
+    home = tmp_path / "home"
+
+    def support(**settings):
+        return NoiseSupportService(Settings(home=home, model=str(tiny_model_dir), **settings), lambda: info)
+
+    assert support().npnet() == (None, "no NPNet was trained for this model (run `npnet train`)")
+    save_npnet(net, tmp_path / "shipped" / "other.safetensors", {"model_hash": "someone-else"})
+    assert support().npnet()[0] is None
+    mine = save_npnet(net, tmp_path / "shipped" / "mine.safetensors", {"model_hash": info.weights_hash})
+    assert support().npnet() == (str(mine), "found")
+    trained = save_npnet(net, default_npnet_path(home, info.weights_hash), {"model_hash": info.weights_hash})
+    assert support().npnet()[0] == str(trained)  # `npnet train`'s output comes first
+    path, reason = support(npnet=str(tmp_path / "shipped" / "other.safetensors")).npnet()
+    assert path is None and "trained for model someone-else" in reason
+    assert "does not exist" in support(npnet=str(tmp_path / "nope.safetensors")).npnet()[1]
+    cache_key = support().inversion_key("toy:1", 25, 8)
+    assert not support().inversion_cached("toy:1", 25, 8)
+    InversionCache(home / "cache").save(cache_key, torch.zeros(1))
+    assert support().inversion_cached("toy:1", 25, 8)
