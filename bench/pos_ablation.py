@@ -179,6 +179,28 @@ def main() -> None:
                     f"| {np.mean([r['motion_ok'] for r in twins]):.3f} | {np.mean([r['color_ok'] for r in part]):.3f} "
                     f"| {np.mean([r['color_ok'] for r in twins]):.3f} | {sim:.3f} |"
                 )
+    buckets = [(-1.0, 0.75), (0.75, 0.8), (0.8, 0.85), (0.85, 1.01)]
+    lines += [
+        "",
+        "By the similarity of the inverted video's caption to the prompt (what `ona_min_similarity` "
+        "thresholds), all-correct and motion accuracy against the baseline on the same samples:",
+        "",
+        "| config | similarity | n | all_acc | baseline all_acc | motion_acc | baseline motion_acc |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, config_rows in rows.items():
+        ona = [r for r in config_rows if r["noise_step"].get("source") == "ona"]
+        for low, high in buckets if ona else []:
+            part = [r for r in ona if low <= r["noise_step"]["similarity"] < high]
+            if not part:
+                continue
+            twins = [base[(r["index"], r["sample"])] for r in part]
+            span = f"< {high:.2f}" if low < 0 else (f">= {low:.2f}" if high > 1 else f"{low:.2f}-{high:.2f}")
+            lines.append(
+                f"| {name} | {span} | {len(part)} | {np.mean([r['all_ok'] for r in part]):.3f} "
+                f"| {np.mean([r['all_ok'] for r in twins]):.3f} | {np.mean([r['motion_ok'] for r in part]):.3f} "
+                f"| {np.mean([r['motion_ok'] for r in twins]):.3f} |"
+            )
     lines += [
         "",
         "Copying: among samples whose inverted video has another motion (colour) than the prompt, how often "
