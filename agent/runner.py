@@ -18,13 +18,20 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    from agent.tools.pos_policy import PosPolicy
+    from agent.tools.rewriter import make_rewriter
+    from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
 
+    generator = GenerationService(settings, progress=progress)
     return Services(
-        generator=GenerationService(settings, progress=progress),
+        generator=generator,
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
         retriever=PoolRetrieval(settings),
+        rewriter=make_rewriter(settings) if settings.rewrite else None,
+        noise=NoiseSupportService(settings, lambda: generator.model_info),
+        pos=PosPolicy.from_settings(settings),
     )
 
 
