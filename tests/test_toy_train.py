@@ -27,10 +27,19 @@ MICRO = {
     "latent_pool": 8,
     "pool_refresh": 2,
     "unet_batch": 2,
-    "vae_batch_clips": 1,
+    "vae_batch_frames": 4,
     "latent_stat_clips": 4,
     "warmup_steps": 2,
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Micro models gain nothing from threads, and a busy machine makes two threads stall each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +96,16 @@ def test_diffusion_loss_decreases_on_a_fixed_batch():
 
 
 def test_vae_loss_decreases_on_a_fixed_batch():
+    import numpy as np
+
+    from toyworld.dataset import sample_batch
+
     gen = torch.Generator().manual_seed(1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         vae = architecture.build_vae(architecture.MICRO_VAE_CONFIG)
-    pixels = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1
+    frames, _, _ = sample_batch(4, np.random.default_rng(0), num_frames=1)
+    pixels = torch.from_numpy(frames[:, 0]).float().div(127.5).sub(1).permute(0, 3, 1, 2)
     weight = torch.ones(4, 1, 32, 32)
     noise = torch.randn(4, 4, 8, 8, generator=gen)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=3e-3)
@@ -160,3 +174,27 @@ def test_a_finished_run_extends_with_a_larger_budget(tmp_path, prompt_encoder):
     more = _train(out, prompt_encoder, vae_steps=5, unet_steps=3)
     assert _state(more)["vae_step"] == 2  # the VAE is frozen once the UNet has started
     assert _state(more)["unet_step"] == 3
+
+
+def test_latent_channel_standardisation_is_exact():
+    from toyworld.train import standardize_latent_channels
+
+    gen = torch.Generator().manual_seed(2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        vae = architecture.build_vae(architecture.MICRO_VAE_CONFIG).eval()
+    pixels = torch.rand(3, 3, 32, 32, generator=gen) * 2 - 1
+    with torch.no_grad():
+        before = vae.encode(pixels).latent_dist
+        recon_before = vae.decode(before.mean).sample
+        mean = before.mean.mean(dim=(0, 2, 3))
+        std = before.mean.std(dim=(0, 2, 3))
+        standardize_latent_channels(vae, mean, std)
+        after = vae.encode(pixels).latent_dist
+        recon_after = vae.decode(after.mean).sample
+    gain = std.pow(2).mean().sqrt() / std
+    expected = (before.mean - mean.view(1, -1, 1, 1)) * gain.view(1, -1, 1, 1)
+    assert torch.allclose(after.mean, expected, atol=1e-5)
+    assert torch.allclose(after.std, before.std * gain.view(1, -1, 1, 1), rtol=1e-4)
+    assert torch.allclose(after.mean.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(recon_after, recon_before, atol=1e-5)

@@ -53,10 +53,11 @@ VAE_CONFIG: dict[str, Any] = {
     "out_channels": 3,
     "down_block_types": ("DownEncoderBlock2D",) * 3,
     "up_block_types": ("UpDecoderBlock2D",) * 3,
-    "block_out_channels": (32, 64, 64),
+    "block_out_channels": (16, 32, 64),
     "layers_per_block": 1,
     "latent_channels": LATENT_CHANNELS,
-    "norm_num_groups": 32,
+    "norm_num_groups": 16,
+    "mid_block_add_attention": False,
     "sample_size": FRAME_SIZE,
 }
 

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,22 +71,28 @@ class TrainConfig:
     """Everything that shapes a run. Step counts, when given, replace the time budget of their phase."""
 
     minutes: float = 85.0
-    vae_share: float = 0.12
+    vae_share: float = 0.15
     vae_steps: int | None = None
     unet_steps: int | None = None
     num_frames: int = 8
     distribution: str = "train"
     # VAE
-    vae_batch_clips: int = 8
-    vae_lr: float = 1e-3
+    vae_batch_frames: int = 32
+    vae_lr: float = 2e-3
+    vae_warmup_steps: int = 50
+    vae_grad_clip: float = 5.0
+    vae_logvar_init: float = -6.0
+    vae_cooldown: float = 0.3
+    vae_decoder_noise: float = 0.25
     kl_weight: float = 1e-6
     object_weight: float = 4.0
     latent_stat_clips: int = 256
     # UNet
-    unet_batch: int = 32
-    unet_lr: float = 5e-4
+    unet_batch: int = 16
+    unet_lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 200
+    warmup_steps: int = 50
+    unet_cooldown: float = 0.2
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
@@ -110,6 +118,16 @@ def _init_seeded(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Mo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def _init_logvar(vae: torch.nn.Module, logvar: float) -> None:
+    """Start the posterior narrow (std = exp(logvar / 2)): with a tiny KL weight the encoder would
+    spend its first hundreds of steps shrinking a unit-variance posterior whose noise blurs every
+    reconstruction. The encoder's last conv emits [mean, logvar] channels."""
+    conv = vae.encoder.conv_out
+    half = conv.out_channels // 2
+    with torch.no_grad():
+        conv.bias[half:].fill_(logvar)
 
 
 def _disable_dropout(module: torch.nn.Module) -> None:
@@ -186,13 +204,20 @@ def vae_loss(
     pixel_weight: torch.Tensor,
     noise: torch.Tensor,
     kl_weight: float,
+    decoder_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """VAE objective on frames ``(N, 3, H, W)`` in [-1, 1]: weighted MSE + ``kl_weight`` x KL per pixel.
 
-    ``noise`` ``(N, C, h, w)`` draws the posterior sample (reparameterised). Returns (loss, mse).
+    ``noise`` ``(N, C, h, w)`` draws the posterior sample (reparameterised). ``decoder_noise``, if
+    given, is added to the sample in units of the batch's latent std (detached): the decoder then
+    learns to map slightly-off latents, which is what a diffusion model hands it, to clean frames
+    instead of coloured speckle. Returns (loss, mse).
     """
     posterior = vae.encode(pixels).latent_dist
-    recon = vae.decode(posterior.mean + posterior.std * noise).sample
+    latents = posterior.mean + posterior.std * noise
+    if decoder_noise is not None:
+        latents = latents + decoder_noise * posterior.mean.detach().std()
+    recon = vae.decode(latents).sample
     mse = (pixel_weight * (recon.float() - pixels).pow(2)).mean()
     kl = posterior.kl().float().mean() / pixels[0].numel()
     return mse + kl_weight * kl, mse
@@ -219,6 +244,29 @@ def diffusion_loss(
     if min_snr_gamma is None:
         return per_clip.mean(), per_clip
     return (min_snr_weights(alphas_cumprod, timesteps, min_snr_gamma) * per_clip).mean(), per_clip
+
+
+@torch.no_grad()
+def standardize_latent_channels(vae: torch.nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Re-parameterise ``vae`` so that its latent channel c becomes ``(z_c - mean_c) * a_c``.
+
+    ``a_c = rms(std) / std_c`` equalises the channels' spread and keeps the overall scale. Exact: the
+    encoder's ``quant_conv`` rows for the mean (and the log-variance bias, by ``2 log a_c``) absorb the
+    map, the decoder's ``post_quant_conv`` absorbs its inverse, so ``decode(encode(x))`` is unchanged.
+    """
+    if vae.quant_conv is None or vae.post_quant_conv is None:
+        raise ValueError("standardize_latent_channels needs the VAE's quant_conv and post_quant_conv")
+    mean = mean.to(vae.quant_conv.weight)
+    std = std.to(vae.quant_conv.weight)
+    gain = std.pow(2).mean().sqrt() / std
+    channels = mean.numel()
+    enc_w, enc_b = vae.quant_conv.weight, vae.quant_conv.bias  # (2C, 2C, 1, 1): [mean; logvar] rows
+    enc_w[:channels] *= gain.view(-1, 1, 1, 1)
+    enc_b[:channels] = (enc_b[:channels] - mean) * gain
+    enc_b[channels:] += 2.0 * gain.log()
+    dec_w, dec_b = vae.post_quant_conv.weight, vae.post_quant_conv.bias  # (C, C, 1, 1)
+    dec_b += (dec_w[:, :, 0, 0] @ mean.view(-1, 1)).view(-1)
+    dec_w /= gain.view(1, -1, 1, 1)
 
 
 def save_model_folder(
@@ -264,6 +312,7 @@ class RunState:
     vae_elapsed_s: float = 0.0
     scaling_factor: float | None = None
     latent_mean: list[float] | None = None
+    latent_channel_std: list[float] | None = None
     latent_std: float | None = None
     vae_losses: list[float] = field(default_factory=list)
     unet_losses: list[float] = field(default_factory=list)
@@ -301,6 +350,7 @@ class _Trainer:
 
         self.vae = _init_seeded(lambda: architecture.build_vae(config.vae_config), seed)
         self.unet = _init_seeded(lambda: architecture.build_unet(config.unet_config), seed + 1)
+        _init_logvar(self.vae, config.vae_logvar_init)
         _disable_dropout(self.vae)
         _disable_dropout(self.unet)
         self.vae.to(device)
@@ -526,12 +576,30 @@ class _Trainer:
         )
 
     # -- phases ------------------------------------------------------------------------------------
+    def _vae_progress(self) -> float:
+        if self.config.vae_steps is not None:
+            return self.state.vae_step / max(1, self.config.vae_steps)
+        return self.elapsed / max(1e-9, self.config.vae_share * self.budget_s)
+
+    def _vae_lr(self) -> float:
+        """Linear warmup, constant, then linear decay to 0 over the last ``vae_cooldown`` of the phase."""
+        cfg = self.config
+        warm = min(1.0, (self.state.vae_step + 1) / max(1, cfg.vae_warmup_steps))
+        cool = min(1.0, (1.0 - self._vae_progress()) / cfg.vae_cooldown) if cfg.vae_cooldown > 0 else 1.0
+        return cfg.vae_lr * warm * max(cool, 0.0)
+
     def _vae_step(self) -> float:
         cfg = self.config
-        labels = self._sample_labels(self.vae_rng, cfg.vae_batch_clips)
-        frames = self._render(self.vae_rng, labels)
+        # One random frame from each of vae_batch_frames clips: frames of one clip share objects and
+        # background, so distinct clips give the VAE far more to learn from per step.
+        labels = self._sample_labels(self.vae_rng, cfg.vae_batch_frames)
+        clips = self._render(self.vae_rng, labels)
+        picks = self.vae_rng.integers(0, clips.shape[1], size=len(labels))
+        frames = clips[np.arange(len(labels)), picks][:, None]
         pixels = _to_unit_range(frames).to(self.device)
         weight = 1.0 + cfg.object_weight * _object_mask(frames, labels).to(self.device)
+        for group in self.vae_opt.param_groups:
+            group["lr"] = self._vae_lr()
         self.vae.train()
         scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
         latent_shape = (
@@ -540,11 +608,14 @@ class _Trainer:
             *(d // scale for d in pixels.shape[-2:]),
         )
         noise = torch.randn(latent_shape, generator=self.vae_gen).to(self.device)
+        # Per-frame strength uniform in [0, vae_decoder_noise]: clean latents must still decode sharply.
+        strength = torch.rand(latent_shape[0], 1, 1, 1, generator=self.vae_gen) * cfg.vae_decoder_noise
+        decoder_noise = (strength * torch.randn(latent_shape, generator=self.vae_gen)).to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            loss, mse = vae_loss(self.vae, pixels, weight, noise, cfg.kl_weight)
+            loss, mse = vae_loss(self.vae, pixels, weight, noise, cfg.kl_weight, decoder_noise)
         self.vae_opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.vae_grad_clip)
         self.vae_opt.step()
         return mse.item()
 
@@ -564,29 +635,54 @@ class _Trainer:
         self.state.phase = "calibrate"
 
     @torch.no_grad()
-    def calibrate(self) -> None:
-        """Set ``scaling_factor`` to 1 / std of the latents (as Stable Diffusion's 0.18215 was chosen)."""
-        self.vae.eval()
-        self.vae.register_to_config(scaling_factor=1.0)
+    @torch.no_grad()
+    def _stat_latents(self) -> torch.Tensor:
+        """Unscaled latents ``(N, C, F, h, w)`` of ``latent_stat_clips`` fixed clips."""
         rng = np.random.default_rng([self.seed, 4])
         gen = torch.Generator().manual_seed(self.seed * 1000 + 17)
         labels = self._sample_labels(rng, self.config.latent_stat_clips)
-        latents = torch.cat(
+        return torch.cat(
             [
                 self._encode_latents(self._render(rng, labels[i : i + 32]), gen)
                 for i in range(0, len(labels), 32)
             ]
         )
-        std = float(latents.std())
+
+    @torch.no_grad()
+    def calibrate(self) -> None:
+        """Standardise the latent channels inside the VAE, then set ``scaling_factor`` = 1 / latent std.
+
+        The channels come out of VAE training with means of several stds and unequal spreads; the
+        sampler only divides by ``scaling_factor`` (no shift), so the per-channel shift and relative
+        scale are folded into the VAE's 1x1 ``quant_conv`` / ``post_quant_conv``
+        (:func:`standardize_latent_channels`, exact). The global scale is what
+        Stable Diffusion's 0.18215 is: 1 / std of the latents.
+        """
+        self.vae.eval()
+        self.vae.register_to_config(scaling_factor=1.0)
+        raw = self._stat_latents()
+        dims = (0, 2, 3, 4)
+        self.state.latent_mean = [float(v) for v in raw.mean(dim=dims)]
+        self.state.latent_channel_std = [float(v) for v in raw.std(dim=dims)]
+        standardize_latent_channels(self.vae, raw.mean(dim=dims), raw.std(dim=dims))
+        std = float(self._stat_latents().std())
         self.state.latent_std = std
-        self.state.latent_mean = [float(v) for v in latents.mean(dim=(0, 2, 3, 4))]
         self.state.scaling_factor = 1.0 / std
         self.vae.register_to_config(scaling_factor=self.state.scaling_factor)
         self.state.phase = "unet"
 
+    def _unet_progress(self) -> float:
+        if self.config.unet_steps is not None:
+            return self.state.unet_step / max(1, self.config.unet_steps)
+        start = self.state.vae_elapsed_s
+        return (self.elapsed - start) / max(1e-9, self.budget_s - start)
+
     def _lr(self) -> float:
-        warm = min(1.0, (self.state.unet_step + 1) / max(1, self.config.warmup_steps))
-        return self.config.unet_lr * warm
+        """Linear warmup, constant, then linear decay to 0 over the last ``unet_cooldown`` of the phase."""
+        cfg = self.config
+        warm = min(1.0, (self.state.unet_step + 1) / max(1, cfg.warmup_steps))
+        cool = min(1.0, (1.0 - self._unet_progress()) / cfg.unet_cooldown) if cfg.unet_cooldown > 0 else 1.0
+        return cfg.unet_lr * warm * max(cool, 0.0)
 
     def _fresh_clips(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` newly rendered clips of random bank captions: latents ``(N, C, F, h, w)``, bank indices."""
@@ -768,11 +864,14 @@ toy world (`toyworld/`): 32x32 RGB, {config.num_frames} frames, {FPS} fps.
 - Data: clips rendered on the fly from the `{config.distribution}` label distribution (zigzag <= 1 %),
   captions from a bank of {config.caption_bank} template captions; {config.caption_dropout:.0%} of
   captions replaced by "" (classifier-free guidance).
-- VAE: {state.vae_step} steps of {config.vae_batch_clips * config.num_frames} frames, lr {config.vae_lr},
-  object pixels weighted x{1 + config.object_weight:g}, KL weight {config.kl_weight:g}; {vae_minutes:.1f} min.
+- VAE: {state.vae_step} steps of {config.vae_batch_frames} frames (one per clip), lr {config.vae_lr}
+  (warmup {config.vae_warmup_steps}, linear decay over the last {config.vae_cooldown:.0%}),
+  object pixels weighted x{1 + config.object_weight:g}, KL weight {config.kl_weight:g}, decoder input noise
+  up to {config.vae_decoder_noise:g} latent std; {vae_minutes:.1f} min.
 - UNet: {state.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
-  (warmup {config.warmup_steps}), min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay}
-  (the EMA weights are saved); final ε-MSE (mean of last 100 steps) {last:.4f}.
+  (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}),
+  min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay} (the EMA weights are saved);
+  final ε-MSE (mean of last 100 steps) {last:.4f}.
 - Wall time {total_minutes:.1f} min on `{state.device}`, seed {seed}. Loss curves: `loss_curve.png`.
 - Recommended guidance: {config.guidance_scale:g} (in `reelgraph.json`).
 
@@ -781,6 +880,17 @@ toy world (`toyworld/`): 32x32 RGB, {config.num_frames} frames, {FPS} fps.
 python -c "from toyworld.train import train_toy_model; train_toy_model('toyworld/model', minutes={config.minutes:g})"
 ```
 """
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (``kill PID``, a job scheduler) stop like Ctrl-C: checkpoint, then exit."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 # -- entry point --------------------------------------------------------------------------------------------
@@ -822,6 +932,7 @@ def train_toy_model(
         import shutil
 
         shutil.rmtree(out / CHECKPOINT_DIR)
+    previous = _stop_on_sigterm()
     try:
         if trainer.state.phase == "vae":
             trainer.run_vae()
@@ -835,6 +946,9 @@ def train_toy_model(
     except KeyboardInterrupt:
         trainer.save_checkpoint()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     trainer.save_checkpoint()
     return trainer.write_model()
 
