@@ -513,6 +513,25 @@ def toy_render(
     out.print(f"Rendered {n} videos of {frames} frames: {csv_path}")
 
 
+@toy_app.command("train")
+def toy_train(
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Model folder to write (resume state in DIR/.checkpoint)."
+    ),
+    minutes: float = typer.Option(
+        85.0, "--minutes", min=0.1, help="Wall-time budget, counted across resumes."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint and start over."),
+) -> None:
+    """Train the toy text-to-video model (VAE, then UNet) on freshly rendered toy clips."""
+    from toyworld.train import train_toy_model
+
+    folder = train_toy_model(out_dir, minutes=minutes, device=device, resume=not fresh, seed=seed)
+    out.print(f"Model: {folder}  (loss curve: {folder / 'loss_curve.png'}, card: {folder / 'MODEL_CARD.md'})")
+
+
 @app.command("probe")
 def probe_command(
     video: Path = typer.Argument(..., help="A video file (any size; read back at 32x32)."),
