@@ -14,3 +14,15 @@ def tiny_model_dir(tmp_path_factory):
     from tests.tiny_models import save_modelscope_layout, tiny_components
 
     return save_modelscope_layout(tiny_components(), tmp_path_factory.mktemp("tiny-t2v"))
+
+
+@pytest.fixture(scope="session")
+def short_clip_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny checkpoint with a clip length of 4 frames, so long videos take many cheap clips."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny-4") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": 4, "fps": 8}))
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,8 @@ CLIP = 4
 
 
 @pytest.fixture(scope="module")
-def short_model(tiny_model_dir, tmp_path_factory):
-    """The tiny checkpoint with a clip length of 4 frames."""
-    folder = tmp_path_factory.mktemp("tiny-4") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": CLIP, "fps": 8}))
-    return folder
+def short_model(short_clip_model_dir):
+    return short_clip_model_dir
 
 
 @pytest.fixture
