@@ -238,6 +238,7 @@ def plan(
     as_json: bool = typer.Option(
         False, "--json", help="Print the plan as JSON (shape documented in the README)."
     ),
+    image: Path = ImageOpt,
 ) -> None:
     """Show the plan the graph would run: tools, references, costs. Loads no diffusion model."""
     from agent import runner
@@ -251,7 +252,7 @@ def plan(
         model=model,
         device=device,
     ).settings
-    state = runner.plan(settings, prompt)
+    state = runner.plan(settings, prompt, image=_absolute(image))
     view = state.plan_view()
     if as_json:
         _print_json(view)
