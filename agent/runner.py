@@ -19,7 +19,14 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
-    return Services(generator=GenerationService(settings, progress=progress), device=settings.device)
+    from motion_prior.service import PoolRetrieval, UnitParsing
+
+    return Services(
+        generator=GenerationService(settings, progress=progress),
+        device=settings.device,
+        parser=UnitParsing(settings.spacy_model),
+        retriever=PoolRetrieval(settings),
+    )
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:

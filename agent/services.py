@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo
@@ -46,9 +46,28 @@ class VideoGenerator(Protocol):
     def scheduler_config(self) -> dict: ...
 
 
+class UnitParser(Protocol):
+    """Atomized units of a prompt: ``parse(text)`` returns a pydantic model with ``units`` and ``core``."""
+
+    def parse(self, text: str) -> Any: ...
+
+
+class Retriever(Protocol):
+    """The reference pool: ``retrieve(prompt)`` returns a pydantic model with ``references``,
+    ``motion_hits`` and ``nearest``."""
+
+    location: str
+
+    def pool_size(self) -> int: ...
+
+    def retrieve(self, prompt: str) -> Any: ...
+
+
 @dataclass
 class Services:
     """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
 
     generator: VideoGenerator
     device: str = "auto"
+    parser: UnitParser | None = None
+    retriever: Retriever | None = None
