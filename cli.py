@@ -99,6 +99,9 @@ GuidanceOpt = typer.Option(
 FramesOpt = typer.Option(None, "--frames", min=1, help="Number of frames (default: one clip).")
 ModelOpt = typer.Option(None, "--model", help="'toy', a diffusers folder or a hub id.")
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps.")
+ImageOpt = typer.Option(
+    None, "--image", help="Start the video from this image: it becomes the first frame, then moves."
+)
 
 
 @app.command()
@@ -116,6 +119,7 @@ def generate(
         False, "--overwrite", help="Replace the results in an existing --out folder."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
+    image: Path = ImageOpt,
 ) -> None:
     """Generate a video: video.mp4, video.gif, sheet.png and manifest.json in a run folder."""
     from agent import runner
@@ -132,7 +136,17 @@ def generate(
     ).settings
     run_dir = out_dir or default_run_dir(settings.output_dir, prompt)
     with _step_progress() as progress:
-        state = runner.generate(settings, prompt, run_dir, overwrite=overwrite, progress=progress)
+        state = runner.generate(
+            settings, prompt, run_dir, overwrite=overwrite, progress=progress, image=_absolute(image)
+        )
+    _report_run(state, as_json)
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser().resolve()
+
+
+def _report_run(state, as_json: bool) -> None:
     for warning in state.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     paths = {
@@ -147,6 +161,38 @@ def generate(
     out.print(f"[bold green]Done[/] in {sum(state.timings.values()):.1f}s (seed {state.request.seed}).")
     for name, path in paths.items():
         out.print(f"  {name:9s}{path}")
+
+
+@app.command()
+def storyboard(
+    ctx: typer.Context,
+    file: Path = typer.Argument(
+        ..., help="Scenes: YAML or JSON (scenes: [{prompt, frames}]) or text, one per line."
+    ),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder (default: outputs/<timestamp>-<slug>/)."),
+    seed: int = SeedOpt,
+    steps: int = StepsOpt,
+    guidance: float = GuidanceOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the results in an existing --out folder."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
+) -> None:
+    """Generate one video from a storyboard; each scene continues from the previous scene's last frames."""
+    from agent import runner
+    from agent.storyboard import parse_storyboard
+    from reelgraph.runs import default_run_dir
+
+    settings = _settings(
+        ctx, seed=seed, num_inference_steps=steps, guidance_scale=guidance, model=model, device=device
+    ).settings
+    scenes = parse_storyboard(file, max_frames=settings.max_video_frames)
+    run_dir = out_dir or default_run_dir(settings.output_dir, scenes[0].prompt)
+    with _step_progress() as progress:
+        state = runner.generate_scenes(settings, scenes, run_dir, overwrite=overwrite, progress=progress)
+    _report_run(state, as_json)
 
 
 class _step_progress:
@@ -192,6 +238,7 @@ def plan(
     as_json: bool = typer.Option(
         False, "--json", help="Print the plan as JSON (shape documented in the README)."
     ),
+    image: Path = ImageOpt,
 ) -> None:
     """Show the plan the graph would run: tools, references, costs. Loads no diffusion model."""
     from agent import runner
@@ -205,7 +252,7 @@ def plan(
         model=model,
         device=device,
     ).settings
-    state = runner.plan(settings, prompt)
+    state = runner.plan(settings, prompt, image=_absolute(image))
     view = state.plan_view()
     if as_json:
         _print_json(view)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from agent import long_video
 from agent.graph import run_graph
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
@@ -45,12 +46,20 @@ def make_request(settings: Settings, services: Services, scenes: list[SceneReque
         guidance_scale=services.generator.default_guidance(),
         eta=settings.eta,
         negative_prompt=settings.negative_prompt,
+        extension=long_video.params_from_settings(settings),
+        max_frames=settings.max_video_frames,
     )
 
 
-def plan(settings: Settings, prompt: str, services: Services | None = None) -> RunState:
+def _single_scene(settings: Settings, prompt: str, image: Path | None) -> list[SceneRequest]:
+    return [SceneRequest(prompt=prompt, num_frames=settings.num_frames, image=str(image) if image else None)]
+
+
+def plan(
+    settings: Settings, prompt: str, services: Services | None = None, image: Path | None = None
+) -> RunState:
     services = services or make_services(settings)
-    request = make_request(settings, services, [SceneRequest(prompt=prompt, num_frames=settings.num_frames)])
+    request = make_request(settings, services, _single_scene(settings, prompt, image))
     return run_graph(services, RunState(mode="plan", request=request))
 
 
@@ -61,9 +70,24 @@ def generate(
     overwrite: bool = False,
     services: Services | None = None,
     progress: ProgressHook | None = None,
+    image: Path | None = None,
 ) -> RunState:
+    return generate_scenes(
+        settings, _single_scene(settings, prompt, image), run_dir, overwrite, services, progress
+    )
+
+
+def generate_scenes(
+    settings: Settings,
+    scenes: list[SceneRequest],
+    run_dir: Path,
+    overwrite: bool = False,
+    services: Services | None = None,
+    progress: ProgressHook | None = None,
+) -> RunState:
+    """Generate a video of one or more scenes (a storyboard), each scene continuing the one before."""
     services = services or make_services(settings, progress)
-    request = make_request(settings, services, [SceneRequest(prompt=prompt, num_frames=settings.num_frames)])
+    request = make_request(settings, services, scenes)
     # A plan that fails validation raises before any weights load, and RunFolder removes the folder.
     with RunFolder(run_dir, overwrite=overwrite) as folder:
         return run_graph(services, RunState(mode="generate", request=request, run_dir=str(folder)))

@@ -50,6 +50,11 @@ class ClipResult(BaseModel):
     seconds: float
     warnings: list[str] = []
     details: dict[str, Any] = Field(default_factory=dict, description="what the sampler did, e.g. noise")
+    # Long videos (generation.clip_plan): how the clip started, the frames the video keeps, and the
+    # file that carries what the next clip needs (VidRD's prompt frames).
+    start: str = "noise"
+    kept: tuple[int, int] | None = None
+    handoff_path: str | None = None
 
 
 class OutputFiles(BaseModel):

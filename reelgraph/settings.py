@@ -56,6 +56,30 @@ class Settings(BaseModel):
     num_frames: int | None = Field(None, ge=1, description="frames to generate; unset: one clip")
     negative_prompt: str = Field("", description="text to steer away from (the unconditional context)")
     seed: int | None = Field(None, ge=0, description="base seed; unset: drawn at random and recorded")
+    # -- long videos (VidRD §4.3; docs/long-videos.md) ------------------------------------
+    extension_mode: Literal["vidrd", "independent"] = Field(
+        "vidrd", description="clips after the first: VidRD extension, or independent clips joined end to end"
+    )
+    extension_pns: bool = Field(True, description="VidRD past-dependent noise sampling (eq. 7) on top of FNR")
+    extension_dsg: bool = Field(True, description="VidRD denoising with staged guidance (eq. 8)")
+    extension_prompt_frames: int | None = Field(
+        None, ge=1, description="M, frames a clip takes from the previous one; unset: half a clip"
+    )
+    extension_alpha: float = Field(
+        4.0, ge=0, description="VidRD α: share of the previous clip's noise (eq. 7)"
+    )
+    extension_beta: float = Field(0.4, ge=0, le=1, description="VidRD β: extent of staged guidance (eq. 8)")
+    extension_keep: Literal["all", "new"] = Field(
+        "new",
+        description="frames of an extension clip in the video: all, or new (prompt frames not repeated)",
+    )
+    scene_continuation: bool = Field(
+        True, description="each storyboard scene starts from the previous scene's last frames"
+    )
+    anchor_first_clip: bool = Field(
+        False, description="every clip also attends to the video's first frame (training-free ART-V anchor)"
+    )
+    max_video_frames: int = Field(1024, ge=1, description="longest video (all scenes) a request may ask for")
     # -- output -----------------------------------------------------------------------------
     output_dir: Path = Field(Path("outputs"), description="parent folder of run folders")
     view_scale: int = Field(8, ge=1, le=32, description="enlargement of small videos in mp4/gif/sheet")
