@@ -18,7 +18,11 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
-    return Services(generator=GenerationService(settings, progress=progress), device=settings.device)
+    from motion_prior.tuner import MotionTuner
+
+    generator = GenerationService(settings, progress=progress)
+    tuner = MotionTuner(settings, generator, progress=progress)
+    return Services(generator=generator, device=settings.device, tuner=tuner)
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:

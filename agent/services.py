@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from generation.model_info import ModelInfo
 from generation.requests import ClipRequest, ClipResult
@@ -33,9 +33,20 @@ class VideoGenerator(Protocol):
     def scheduler_config(self) -> dict: ...
 
 
+class MotionTuner(Protocol):
+    """Plans and runs motion-prior tuning (implemented by ``motion_prior.tuner.MotionTuner``)."""
+
+    def plan_scene(
+        self, prompt: str, units: dict[str, Any] | None, references: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    def tune(self, job: dict[str, Any]) -> dict[str, Any]: ...
+
+
 @dataclass
 class Services:
     """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
 
     generator: VideoGenerator
     device: str = "auto"
+    tuner: MotionTuner | None = None

@@ -19,6 +19,8 @@ class ClipRequest(BaseModel):
     guidance_scale: float = Field(ge=0)
     eta: float = Field(0.0, ge=0, le=1)
     seed: int = Field(ge=0)
+    lora_path: str | None = Field(None, description="temporal LoRA applied while sampling (motion priors)")
+    lora_scale: float = Field(1.0, ge=0)
 
 
 class ClipResult(BaseModel):

@@ -76,6 +76,7 @@ class GenerationService:
         import torch
         from safetensors.torch import save_file
 
+        from generation.adapters import applied_lora
         from generation.sampling import StepInfo, sample_ddim
         from reelgraph.atomic import atomic_path
 
@@ -98,7 +99,9 @@ class GenerationService:
             if self.progress is not None:
                 self.progress(label, info.step + 1, info.num_steps)
 
-        with torch.inference_mode(), model.denoising():
+        # The LoRA goes in first (outside inference mode: its weights are parameters) and out last.
+        lora = applied_lora(model.unet, request.lora_path, request.lora_scale)
+        with lora, torch.inference_mode(), model.denoising():
             latents = sample_ddim(
                 model,
                 model.make_scheduler(),

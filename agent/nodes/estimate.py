@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.nodes.reasons import NOT_YET
+from agent.nodes.tune import plan_tuning
 from agent.services import Services
 from agent.state import Estimates, RunState, ToolStep, skipped
 from generation.estimate import device_kind, estimate_clip
@@ -34,7 +34,10 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
             estimated_seconds=round(seconds, 2),
         )
         extension = skipped(f"{scene.num_frames} frames fit in one clip of {info.num_frames}")
-        tuning = skipped(NOT_YET["tuning"])
+        tuning = plan_tuning(scene, services)
+        total_seconds += (
+            tuning.model_extra.get("estimated_seconds", 0.0) if tuning.status == "planned" else 0.0
+        )
         scenes.append(
             scene.model_copy(update={"sampling": sampling, "extension": extension, "tuning": tuning})
         )

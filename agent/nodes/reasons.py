@@ -4,5 +4,4 @@ NOT_YET = {
     "units": "atomized units (spaCy) are not available: they arrive with the memory and search issue",
     "references": "the reference pool (Chroma) is not available: it arrives with the memory and search issue",
     "rewrite": "prompt rewriting is not available: it arrives with the POS issue",
-    "tuning": "motion-prior tuning is not available: it arrives with the motion-prior issue",
 }
