@@ -578,3 +578,28 @@ def render_video(
 ) -> np.ndarray:
     """Render one label: ``(num_frames, 32, 32, 3)`` uint8."""
     return render_batch([label], num_frames, rng, supersample=supersample)[0]
+
+
+def degrade(
+    frames: np.ndarray,
+    rng: np.random.Generator,
+    blur: float = 0.7,
+    noise: float = 8.0,
+    fade: float = 0.75,
+    shift: float = 12.0,
+) -> np.ndarray:
+    """Imitate a generator's flaws on ``(F, H, W, 3)`` uint8 frames, for probe robustness checks.
+
+    Objects fade towards the background (contrast times ``fade``), the image is
+    blurred (Gaussian, ``blur`` px), every channel shifts by a constant drawn
+    from U(-shift, shift), and Gaussian noise of std ``noise`` is added.
+    """
+    from scipy import ndimage
+
+    f = np.asarray(frames, dtype=np.float32)
+    background = np.median(f.reshape(len(f), -1, 3), axis=1)[:, None, None, :]
+    f = background + fade * (f - background)
+    f = ndimage.gaussian_filter(f, sigma=(0, blur, blur, 0))
+    f += rng.uniform(-shift, shift, size=(1, 1, 1, 3)).astype(np.float32)
+    f += rng.normal(0.0, noise, size=f.shape).astype(np.float32)
+    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
