@@ -97,13 +97,19 @@ def _union(boxes: Sequence[Box]) -> Box:
     return (array[:, 0].min(), array[:, 1].min(), array[:, 2].max(), array[:, 3].max())
 
 
-def _path_length(indices: Sequence[int], boxes_by_frame: dict[int, list[Box]]) -> float:
-    centres = []
-    for f in indices:
-        if boxes_by_frame.get(f):
-            x0, y0, x1, y1 = _union(boxes_by_frame[f])
-            centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
-    return float(sum(np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(centres)))
+def _path_length(
+    indices: Sequence[int], best: dict[tuple[int, str], Detection], queries: Sequence[str]
+) -> float:
+    """How far the detected objects travel over the keyframes: each query's box centre, summed."""
+    total = 0.0
+    for query in queries:
+        centres = [
+            ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2)
+            for f in indices
+            if (d := best.get((f, query))) is not None
+        ]
+        total += sum(float(np.hypot(b[0] - a[0], b[1] - a[1])) for a, b in itertools.pairwise(centres))
+    return total
 
 
 def fit_crop(box: Box, frame_hw: tuple[int, int], aspect: float, margin: float, min_crop: float) -> Box:
@@ -173,7 +179,7 @@ def select_keyframes(
         boxes_by_frame.setdefault(frame, []).append(d.box)
     coverage = np.array([per_frame[w].sum() for w in windows])
     top = [i for i, c in enumerate(coverage) if c >= coverage.max() - 1e-9]
-    motion = [_path_length(windows[i], boxes_by_frame) for i in top]
+    motion = [_path_length(windows[i], best, queries) for i in top]
     indices = windows[top[int(np.argmax(motion))]]  # argmax keeps the first of equals: the earliest
 
     span_boxes = [box for f in dict.fromkeys(indices) for box in boxes_by_frame.get(f, [])]

@@ -112,6 +112,31 @@ class DistillResult(BaseModel):
     trainable_parameters: int
 
 
+def init_lora_weights(unet, generator) -> list:
+    """Draw the adapter's start from ``generator`` (peft draws from the global RNG) and return its parameters.
+
+    peft's LoRA start: ``A ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (Kaiming
+    uniform with ``a = sqrt(5)``), ``B = 0``, so the adapted UNet starts
+    equal to the base UNet. Adapters train in float32, also on a
+    half-precision UNet.
+    """
+    import torch
+
+    params = []
+    for name, param in sorted(unet.named_parameters(), key=lambda item: item[0]):
+        if ".lora_A." in name:
+            bound = 1.0 / math.sqrt(param.shape[1])
+            values = (torch.rand(param.shape, generator=generator) * 2 - 1) * bound
+        elif ".lora_B." in name:
+            values = torch.zeros(param.shape)
+        else:
+            continue
+        param.data = values.to(param.device)
+        param.requires_grad_(True)
+        params.append(param)
+    return params
+
+
 def distill_motion(
     unet,
     scheduler,
@@ -151,10 +176,7 @@ def distill_motion(
     was_checkpointing = bool(getattr(unet, "gradient_checkpointing", False))
     modules = inject_lora(unet, config.rank, config.lora_alpha, config.target_pattern())
     try:
-        params = [p for n, p in unet.named_parameters() if "lora_" in n]
-        for p in params:  # adapters train in float32 even on a half-precision UNet
-            p.data = p.data.float()
-            p.requires_grad_(True)
+        params = init_lora_weights(unet, generator)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         if config.gradient_checkpointing and hasattr(unet, "enable_gradient_checkpointing"):
             unet.enable_gradient_checkpointing()
