@@ -61,7 +61,7 @@ def test_span_is_where_the_objects_are_seen_and_move():
     # of those, the one starting at 9 sees the ball travel furthest.
     assert indices == list(range(9, 24, 2))
     assert found == {"ball": 8, "box": 6}
-    x0, y0, x1, y1 = crop
+    x0, _, x1, y1 = crop
     assert x0 <= 2 and y1 >= 36 and x1 >= 4 + 23 + 6  # ball and box over the whole span
 
 
