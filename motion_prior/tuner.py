@@ -315,12 +315,24 @@ class MotionTuner:
         return self.video_from_hit(hits[0])
 
     # -- planning -----------------------------------------------------------------------------------
-    def keyframe_config(self) -> KeyframeConfig:
+    def keyframe_config(self, video_path: str | None = None) -> KeyframeConfig:
+        """Keyframes at the model's size, ``stride`` frames apart so they play at the model's frame rate."""
         info = self.generator.model_info
+        stride = 1
+        if video_path is not None:
+            from memory.ingest import probe_video
+
+            try:
+                _, fps, _ = probe_video(Path(video_path))
+            except ValueError:
+                fps = None  # reading the frames will say what is wrong with the file
+            if fps:
+                stride = max(1, round(fps / info.fps))
         return KeyframeConfig(
             num_frames=info.num_frames,
             height=info.height,
             width=info.width,
+            stride=stride,
             margin=self.settings.keyframe_margin,
             min_crop=self.settings.keyframe_min_crop,
         )
@@ -337,7 +349,11 @@ class MotionTuner:
         parsed = parsed or self.parser.parse(prompt)
         chosen = self.find_video(prompt, video=video, hits=hits)
         keyframes = extract_keyframes(
-            chosen.path, detection_queries(parsed, chosen), self.detector, self.keyframe_config(), chosen.id
+            chosen.path,
+            detection_queries(parsed, chosen),
+            self.detector,
+            self.keyframe_config(chosen.path),
+            chosen.id,
         )
         config = self.config(steps)
         info = self.generator.model_info
@@ -377,7 +393,11 @@ class MotionTuner:
             )
         started = time.perf_counter()
         keyframes = extract_keyframes(
-            job.video.path, job.keyframes.queries, self.detector, self.keyframe_config(), job.video.id
+            job.video.path,
+            job.keyframes.queries,
+            self.detector,
+            self.keyframe_config(job.video.path),
+            job.video.id,
         )
         if keyframes.info.key() != job.keyframes.key():
             raise ReelgraphError(
