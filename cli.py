@@ -330,6 +330,47 @@ def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
     out.print(table)
 
 
+# -- evaluation ------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    prompts: Path = typer.Option(..., "--prompts", help='JSONL: {"prompt": ..., "label": {...}} per line.'),
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Folder for metrics.json, rows.jsonl, grid.png, samples/."
+    ),
+    samples: int = typer.Option(1, "--samples", min=1, help="Samples per prompt."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Sample k of prompt i uses seed + i*K + k."),
+    ablation: Path = typer.Option(None, "--ablation", help="YAML: configs: {name: {setting: value}}."),
+    steps: int = StepsOpt,
+    guidance: float = GuidanceOpt,
+    frames: int = FramesOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Generate K samples per labelled prompt and score them with the toy-world probe."""
+    from toyworld.evaluation import ablation_table, read_ablation, read_prompts, run_eval
+
+    settings = _settings(
+        ctx, num_inference_steps=steps, guidance_scale=guidance, num_frames=frames, model=model, device=device
+    ).settings
+    rows = read_prompts(prompts)
+    configs = read_ablation(ablation) if ablation else None
+    with _step_progress() as progress:
+        results = run_eval(
+            settings,
+            rows,
+            out_dir,
+            samples=samples,
+            seed=seed,
+            configs=configs,
+            progress=lambda done, total: progress("samples", done, total),
+        )
+    if configs is None:
+        results = {"eval": results}
+    out.print(ablation_table(results))
+    out.print(f"Results in {out_dir}")
+
+
 # -- toy world -------------------------------------------------------------------------------------
 @toy_app.command("render")
 def toy_render(

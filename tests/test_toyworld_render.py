@@ -272,3 +272,11 @@ def test_long_videos_still_fit_the_frame():
         label = _pair(motion) if motion in ("push", "jump_over", "chase") else _label(motion)
         for scene in _plans(label, seeds=range(3), frames=64):
             _inside_frame(scene)
+
+
+def test_unstated_size_is_drawn_from_both_classes():
+    label = Label(actor=ObjectSpec(shape="circle", color="green"), motion="stay")
+    extents = {
+        plan_scene(label, 8, np.random.default_rng(seed)).actor.d[0] > SIZE_BOUNDARY_PX for seed in range(20)
+    }
+    assert extents == {True, False}

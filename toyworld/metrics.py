@@ -273,7 +273,7 @@ def fvd_toy(videos_a, videos_b) -> float:
 
 # --- temporal consistency ----------------------------------------------------------------------------
 
-SIZE_JITTER_SCALE = 0.15
+SIZE_JITTER_SCALE = 0.25
 
 
 def temporal_consistency(video: ProbeResult | np.ndarray | str) -> float:
@@ -281,7 +281,7 @@ def temporal_consistency(video: ProbeResult | np.ndarray | str) -> float:
 
     Per probe track k: ``P_k`` the share of frames it is present in, ``S_k`` the
     area-weighted share of its frames whose own shape reading agrees with the
-    track's shape, ``Z_k = exp(-mean |second difference of ln area| / 0.15)``
+    track's shape, ``Z_k = exp(-mean |second difference of ln area| / 0.25)``
     (steady growth costs nothing, flicker does). The score is the mean of
     ``P_k S_k Z_k`` weighted by each track's mean area; 0 when the probe sees
     no object. Objects that change colour split into partial tracks and lose

@@ -20,8 +20,8 @@ Steps, per video:
    of the equivalent radii apart): two touching objects. A blended rim that
    reads as another colour surrounds its object and is not split off.
    Area and centroid are coverage-weighted, including a one-pixel rim of
-   faint pixels, with coverage scaled so that the object's core counts as
-   solid (a faded object keeps its size).
+   faint pixels; a track's area is divided by its contrast (the median over
+   frames of its brightest pixels' coverage), so a faded object keeps its size.
 4. Tracks: per colour, the largest blob in each frame. A colour is an object
    when it is present in at least half the frames with a mean raw coverage
    of >= 4 px (noise cannot reach that);
@@ -208,8 +208,9 @@ def load_frames(video: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
 class _Blob:
     frame: int
     color: int
-    area: float  # coverage scaled so that the core is solid
+    area: float  # coverage scaled so that the core counts as solid (set per track by _tracks)
     mass: float  # raw coverage: what noise cannot inflate
+    peak: float  # coverage of the brightest pixels (1 for a solid object)
     cx: float
     cy: float
     alpha: np.ndarray  # (H, W) coverage of this object's colour, zero elsewhere
@@ -306,19 +307,26 @@ def _measure(frame: int, color: int, mask: np.ndarray, fg: np.ndarray, alpha: np
     ys, xs = np.nonzero(mask)
     if a.sum() <= 0:
         a = mask.astype(np.float32)
-    # A faded object covers its core only partly; scale so that the core counts as solid.
     mass = float(a.sum())
+    # A faded object covers even its core only partly: its brightest pixels tell by how much.
     peak = float(np.sort(a[ys, xs])[-3:].mean())
-    a /= max(peak, 0.3)
-    np.minimum(a, 1.0, out=a)
-    area = float(a.sum())
-    cx = float((a.sum(axis=0) * (np.arange(a.shape[1]) + 0.5)).sum() / area)
-    cy = float((a.sum(axis=1) * (np.arange(a.shape[0]) + 0.5)).sum() / area)
+    cx = float((a.sum(axis=0) * (np.arange(a.shape[1]) + 0.5)).sum() / mass)
+    cy = float((a.sum(axis=1) * (np.arange(a.shape[0]) + 0.5)).sum() / mass)
     strong = a >= 0.5 * a.max()  # relative: a faded or blurred object keeps its true outline
     if strong.any():
         ys, xs = np.nonzero(strong)
     bbox = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
-    return _Blob(frame=frame, color=color, area=area, mass=mass, cx=cx, cy=cy, alpha=a, bbox=bbox)
+    return _Blob(
+        frame=frame,
+        color=color,
+        area=mass / max(peak, 0.3),
+        mass=mass,
+        peak=peak,
+        cx=cx,
+        cy=cy,
+        alpha=a,
+        bbox=bbox,
+    )
 
 
 # --- shape -------------------------------------------------------------------------------------
@@ -366,6 +374,10 @@ def _tracks(blobs: list[_Blob], frames: int) -> list[_TrackData]:
         seen = [b for b in row if b is not None]
         if len(seen) * 2 < frames or np.mean([b.mass for b in seen]) < 4.0:
             continue
+        # One contrast per object: a per-frame estimate would turn pixel noise into size flicker.
+        peak = max(float(np.median([b.peak for b in seen])), 0.3)
+        for blob in seen:
+            blob.area = blob.mass / peak
         tracks.append(_TrackData(color, row))
     tracks.sort(key=lambda t: -sum(b.mass for b in t.blobs if b is not None))
     return tracks[:2]
