@@ -289,6 +289,189 @@ def tune(
         )
 
 
+# -- memory: index / units / search ----------------------------------------------------------------
+index_app = typer.Typer(no_args_is_help=True, help="Build and inspect the video pool (Chroma).")
+app.add_typer(index_app, name="index")
+ChromaUrlOpt = typer.Option(
+    None, "--chroma-url", help="Chroma server URL (default: an embedded store in the data directory)."
+)
+JsonOpt = typer.Option(False, "--json", help="Print JSON only.")
+
+
+def _memory(ctx: typer.Context, chroma_url: str | None):
+    from memory.store import MemoryStore
+
+    settings = _settings(ctx, chroma_url=chroma_url).settings
+    return settings, MemoryStore(settings.home, url=settings.chroma_url)
+
+
+def _models(settings):
+    from memory.embeddings import get_embedder
+    from motion_prior.units import get_parser
+
+    return get_embedder(settings.text_model), get_parser(settings.spacy_model)
+
+
+def _print_ingest(stats, as_json: bool) -> None:
+    if as_json:
+        _print_json(stats.model_dump())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"pool {stats.pool!r} from {stats.source}", title_justify="left", show_header=False)
+    for name in ("rows", "added", "already_indexed", "duplicates", "invalid_rows", "missing_videos",
+                 "corrupt_videos", "total_in_pool"):  # fmt: skip
+        table.add_row(name.replace("_", " "), str(getattr(stats, name)))
+    table.add_row("captions/s", f"{stats.captions_per_second:.0f}")
+    out.print(table)
+    if stats.skipped_file:
+        out.print("This file was fully ingested before; nothing to add.")
+    for problem in stats.problems[:10]:
+        err.print(f"[yellow]skipped:[/] {escape(problem)}")
+
+
+@index_app.command("add")
+def index_add(
+    ctx: typer.Context,
+    csv: Path = typer.Option(..., "--csv", help="WebVid-style CSV (videoid, name, duration, page_dir, ...)."),
+    videos: Path = typer.Option(None, "--videos", help="Folder of videos: <id>.mp4 or <page_dir>/<id>.mp4."),
+    pool: str = typer.Option("default", "--pool", help="Pool name."),
+    batch: int = typer.Option(256, "--batch", min=1, help="Captions per embedding batch."),
+    chroma_url: str = ChromaUrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ingest a captioned video pool; resumable, and a rerun adds nothing."""
+    from memory.ingest import ingest_csv
+
+    settings, store = _memory(ctx, chroma_url)
+    embedder, parser = _models(settings)
+    stats = ingest_csv(store, csv, videos, pool=pool, batch=batch, embedder=embedder, parser=parser,
+                       progress=not as_json)  # fmt: skip
+    _print_ingest(stats, as_json)
+
+
+@index_app.command("toy")
+def index_toy(
+    ctx: typer.Context,
+    n: int = typer.Option(..., "--n", min=1, help="Toy videos to render and ingest."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Render seed."),
+    pool: str = typer.Option("toy", "--pool", help="Pool name."),
+    batch: int = typer.Option(256, "--batch", min=1, help="Captions per embedding batch."),
+    chroma_url: str = ChromaUrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Render a toy pool into the data directory and ingest it."""
+    from memory.ingest import ingest_toy
+
+    settings, store = _memory(ctx, chroma_url)
+    embedder, parser = _models(settings)
+    stats = ingest_toy(store, settings.home, n, seed=seed, pool=pool, batch=batch, embedder=embedder,
+                       parser=parser, progress=not as_json)  # fmt: skip
+    _print_ingest(stats, as_json)
+
+
+@index_app.command("stats")
+def index_stats(ctx: typer.Context, chroma_url: str = ChromaUrlOpt, as_json: bool = JsonOpt) -> None:
+    """Records per pool, unit phrases, ingests and disk use."""
+    from memory.ingest import store_stats
+
+    _, store = _memory(ctx, chroma_url)
+    stats = store_stats(store)
+    if as_json:
+        _print_json(stats.model_dump())
+        return
+    out.print(f"{stats.location}: {stats.captions} captions, {stats.phrases} unit phrases")
+    for name, count in stats.pools.items():
+        out.print(f"  pool {name}: {count}")
+    if stats.disk_bytes is not None:
+        out.print(f"  disk: {stats.disk_bytes / 1e6:.1f} MB")
+
+
+@index_app.command("remove")
+def index_remove(
+    ctx: typer.Context,
+    pool: str = typer.Option(..., "--pool", help="Pool to delete."),
+    chroma_url: str = ChromaUrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete a pool's records."""
+    from memory.ingest import remove_pool
+
+    _, store = _memory(ctx, chroma_url)
+    result = remove_pool(store, pool)
+    if as_json:
+        _print_json(result.model_dump())
+        return
+    out.print(f"Removed {result.removed} records of pool {pool!r}; {result.remaining} remain.")
+
+
+@app.command()
+def units(
+    ctx: typer.Context, text: str = typer.Argument(..., help="A caption or prompt."), as_json: bool = JsonOpt
+) -> None:
+    """Atomized semantic units of a text (Search-T2V §4.1): motion, actor, recipient; the core unit."""
+    from motion_prior.units import get_parser
+
+    settings = _settings(ctx).settings
+    parsed = get_parser(settings.spacy_model).parse(text)
+    data = {"units": [u.model_dump() for u in parsed.units], "core": parsed.core}
+    if as_json:
+        _print_json(data)
+        return
+    from rich.table import Table
+
+    table = Table(title=text, title_justify="left")
+    for column in ("", "motion", "actor", "recipient", "motion phrase", "actor phrase", "recipient phrase"):
+        table.add_column(column)
+    for i, u in enumerate(parsed.units):
+        cells = [u.motion, u.actor, u.recipient, u.motion_phrase, u.actor_phrase, u.recipient_phrase]
+        table.add_row("core" if i == parsed.core else "", *(escape(c or "-") for c in cells))
+    out.print(table)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    text: str = typer.Argument(..., help="A prompt."),
+    k: int = typer.Option(5, "--k", min=1, help="Motion-prior hits to show."),
+    pool: str = typer.Option(None, "--pool", help="Search one pool (default: all)."),
+    candidates: int = typer.Option(200, "--candidates", min=1, help="ANN candidates re-ranked (K)."),
+    chroma_url: str = ChromaUrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Motion-prior search (Search-T2V §4.2) with references (POS eq. 6) and the nearest video (POS eq. 3)."""
+    from motion_prior.search import Retriever, SearchConfig
+
+    settings, store = _memory(ctx, chroma_url)
+    embedder, parser = _models(settings)
+    config = SearchConfig(hits=k, pool=pool, candidates=max(candidates, k))
+    result = Retriever(store, embedder, parser, config).retrieve(text)
+    if as_json:
+        _print_json(result.model_dump())
+        return
+    from rich.table import Table
+
+    if not result.motion_hits:
+        out.print("The pool is empty: add videos with `index add` or `index toy`.")
+        return
+    table = Table(title=f"motion-prior hits for {text!r}", title_justify="left")
+    for column in ("#", "total", "sentence", "motion", "actor", "units", "caption", "video", "label"):
+        table.add_column(column)
+    for rank, hit in enumerate(result.motion_hits, start=1):
+        s = hit.score
+        label = hit.metadata.get("label")
+        label_text = json.dumps(label, separators=(",", ":")) if label else ""
+        table.add_row(str(rank), f"{s.total:.3f}", f"{s.sentence:.3f}", f"{s.motion:.3f}", f"{s.actor:.3f}",
+                      f"{s.units:.3f}", escape(hit.caption), escape(hit.video), escape(label_text))  # fmt: skip
+    out.print(table)
+    if result.nearest is not None:
+        out.print(
+            f"nearest by sentence (POS eq. 3): {escape(result.nearest.caption)} ({result.nearest.similarity:.3f})"
+        )
+    for ref in result.references:
+        out.print(f"reference (POS eq. 6): {escape(ref.caption)} ({ref.similarity:.3f})")
+
+
 # -- doctor / config ------------------------------------------------------------------------------
 @app.command()
 def doctor(
@@ -384,6 +567,31 @@ def toy_render(
 
     csv_path = render_pool(n, out_dir, seed=seed, frames=frames)
     out.print(f"Rendered {n} videos of {frames} frames: {csv_path}")
+
+
+@app.command("probe")
+def probe_command(
+    video: Path = typer.Argument(..., help="A video file (any size; read back at 32x32)."),
+    as_json: bool = typer.Option(False, "--json", help="Print tracks and label as JSON."),
+) -> None:
+    """Read a toy-world video back into labels: background, objects, motions."""
+    from toyworld.probe import probe
+
+    result = probe(video)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    label = result.label()
+    out.print(
+        f"background: {result.background}; {len(result.tracks)} object(s); scene motion: {result.motion}"
+    )
+    for number, track in enumerate(result.tracks):
+        role = {result.actor: "actor", result.recipient: "recipient"}.get(number, "object")
+        seen = sum(track.present)
+        out.print(
+            f"  {role}: {track.size} {track.color} {track.shape}, {track.motion}, seen in {seen}/{result.frames} frames"
+        )
+    out.print(f"label: {label.to_json() if label else 'none recognised'}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.embeddings import EMBEDDING_DIM
-from motion_prior.units import ROLES, Unit
+from motion_prior.units import Unit, unit_phrases
 from reelgraph.errors import ReelgraphError
 
 CAPTIONS = "pool_captions"
@@ -89,11 +89,13 @@ class PoolRecord(BaseModel):
 
     @classmethod
     def from_chroma(cls, record_id: str, caption: str, meta: dict[str, Any]) -> PoolRecord:
+        # Written by to_metadata, so construction skips validation (it dominated query time).
         units = [
-            Unit(**dict(zip(_UNIT_KEYS, row, strict=True))) for row in json.loads(meta.get("units", "[]"))
+            Unit.model_construct(**dict(zip(_UNIT_KEYS, row, strict=True)))
+            for row in json.loads(meta.get("units", "[]"))
         ]
         core = int(meta.get("core", -1))
-        return cls(
+        return cls.model_construct(
             id=record_id,
             videoid=str(meta.get("videoid", record_id.split(":", 1)[-1])),
             pool=str(meta.get("pool", "")),
@@ -468,11 +470,4 @@ class MemoryStore:
 
 def unit_phrase_set(records: Sequence[PoolRecord]) -> list[str]:
     """Distinct phrases of all units of ``records`` (motion, actor and recipient)."""
-    seen: dict[str, None] = {}
-    for record in records:
-        for unit in record.units:
-            for role in ROLES:
-                phrase = unit.phrase(role)
-                if phrase:
-                    seen.setdefault(phrase, None)
-    return list(seen)
+    return unit_phrases(unit for record in records for unit in record.units)

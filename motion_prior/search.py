@@ -15,7 +15,9 @@ phrase vectors:
 
 Role similarity when a phrase is missing: both sides lack the role (two units
 without a recipient) -> ``absent_role_match`` (1.0: they agree); one side lacks
-it -> 0. A side without any unit scores 0.
+it -> 0. A side without any unit scores 0. Two phrases whose direction words
+contradict ("to the left" / "to the right") lose ``direction_conflict`` (1.0),
+because MiniLM hardly tells opposite directions apart.
 
 References (POS eq. 6) are the top-k captions by sentence similarity, without
 the prompt itself or repeated captions; the nearest video (POS eq. 3) is the
@@ -33,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.store import Candidate, MemoryStore, PoolRecord
-from motion_prior.units import ROLES, ParsedPrompt, Unit, UnitParser
+from motion_prior.units import ROLES, ParsedPrompt, Unit, UnitParser, unit_phrases
 
 
 class SearchConfig(BaseModel):
@@ -48,6 +50,11 @@ class SearchConfig(BaseModel):
     beta: float = Field(1.0, description="weight of the core actor similarity (eq. 7)")
     gamma: float = Field(0.5, description="weight of the unit-set similarity sim' (eq. 7-8)")
     absent_role_match: float = Field(1.0, description="role similarity when both units lack the role")
+    direction_conflict: float = Field(
+        1.0,
+        ge=0,
+        description="subtracted from a phrase similarity when the directions contradict (left/right)",
+    )
     candidates: int = Field(200, ge=1, description="K: captions fetched from the ANN index for re-ranking")
     hits: int = Field(5, ge=1, description="motion-prior hits returned")
     references: int = Field(5, ge=0, description="k of POS eq. 6")
@@ -127,14 +134,40 @@ def _reference(candidate: Candidate) -> Reference:
     )
 
 
-def _unit_phrases(units: Sequence[Unit]) -> list[str]:
-    return [p for u in units for role in ROLES if (p := u.phrase(role))]
+# Direction words by the axis end they name; opposite ends of one axis contradict each other.
+_DIRECTIONS = {
+    "left": "left", "leftward": "left", "leftwards": "left",
+    "right": "right", "rightward": "right", "rightwards": "right",
+    "up": "up", "upward": "up", "upwards": "up",
+    "down": "down", "downward": "down", "downwards": "down",
+}  # fmt: skip
+_OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+
+def phrase_directions(phrase: str) -> frozenset[str]:
+    """Canonical directions a motion phrase states ("slide to the left" -> {"left"})."""
+    return frozenset(_DIRECTIONS[w] for w in phrase.split() if w in _DIRECTIONS)
+
+
+def directions_conflict(a: frozenset[str], b: frozenset[str]) -> bool:
+    """True when one phrase's directions contain the opposite of the other's, and they share none."""
+    return bool(a and b) and not (a & b) and any(_OPPOSITE[d] in b for d in a)
 
 
 class _PhraseSims:
-    """Cosine similarity between prompt phrases and candidate phrases, by text."""
+    """Cosine similarity between prompt phrases and candidate phrases, by text.
 
-    def __init__(self, prompt_vectors: dict[str, np.ndarray], candidate_vectors: dict[str, np.ndarray]):
+    MiniLM barely separates opposite directions (cos("slide to the left",
+    "slide to the right") = 0.96), so pairs whose direction words contradict
+    each other lose ``direction_conflict``.
+    """
+
+    def __init__(
+        self,
+        prompt_vectors: dict[str, np.ndarray],
+        candidate_vectors: dict[str, np.ndarray],
+        direction_conflict: float = 0.0,
+    ):
         self.prompt_index = {p: i for i, p in enumerate(prompt_vectors)}
         self.cand_index = {p: i for i, p in enumerate(candidate_vectors)}
         if prompt_vectors and candidate_vectors:
@@ -143,6 +176,15 @@ class _PhraseSims:
             self.table = left @ right.T  # (P, C) cosine: all vectors are unit length
         else:
             self.table = np.zeros((len(prompt_vectors), len(candidate_vectors)), np.float32)
+        if direction_conflict:
+            cand_dirs = [phrase_directions(p) for p in candidate_vectors]
+            for i, phrase in enumerate(prompt_vectors):
+                mine = phrase_directions(phrase)
+                if not mine:
+                    continue
+                for j, theirs in enumerate(cand_dirs):
+                    if directions_conflict(mine, theirs):
+                        self.table[i, j] -= direction_conflict
 
     def role(self, prompt_phrase: str | None, cand_phrase: str | None, absent_match: float) -> float:
         if prompt_phrase is None and cand_phrase is None:
@@ -169,9 +211,10 @@ def rank_candidates(
     candidates: Sequence[Candidate],
     candidate_phrase_vectors: dict[str, np.ndarray],
     config: SearchConfig,
+    limit: int | None = None,
 ) -> list[MotionHit]:
-    """Coarse filter then Search-T2V eq. 6-8 ranking; best first."""
-    sims = _PhraseSims(prompt_phrase_vectors, candidate_phrase_vectors)
+    """Coarse filter then Search-T2V eq. 6-8 ranking; the best ``limit`` (all when None), best first."""
+    sims = _PhraseSims(prompt_phrase_vectors, candidate_phrase_vectors, config.direction_conflict)
     absent = config.absent_role_match
     prompt_core = parsed.core_unit
     rows = []
@@ -199,37 +242,31 @@ def rank_candidates(
         for role, threshold in rounds:
             if threshold is not None and prompt_core.phrase(role) is not None:
                 rows = _coarse_filter(rows, role, threshold, keep)
-    hits = []
     for row in rows:
-        total = (
+        row["total"] = (
             row["sentence"]
             + config.alpha * row["motion"]
             + config.beta * row["actor"]
             + config.gamma * row["units"]
         )
-        record = row["candidate"].record
-        hits.append(
-            MotionHit(
-                id=record.id,
-                videoid=record.videoid,
-                pool=record.pool,
-                caption=record.caption,
-                video=record.video,
-                score=ScoreBreakdown(
-                    total=total,
-                    sentence=row["sentence"],
-                    motion=row["motion"],
-                    actor=row["actor"],
-                    recipient=row["recipient"],
-                    units=row["units"],
-                ),
-                metadata=_record_metadata(record),
-                units=record.units,
-                core=record.core,
-            )
-        )
-    hits.sort(key=lambda hit: (-hit.score.total, hit.id))
-    return hits
+    rows.sort(key=lambda row: (-row["total"], row["candidate"].record.id))
+    # Build result models only for what is returned: validation costs more than scoring.
+    return [_motion_hit(row) for row in (rows if limit is None else rows[:limit])]
+
+
+def _motion_hit(row: dict[str, Any]) -> MotionHit:
+    record = row["candidate"].record
+    return MotionHit(
+        id=record.id,
+        videoid=record.videoid,
+        pool=record.pool,
+        caption=record.caption,
+        video=record.video,
+        score=ScoreBreakdown(**{key: row[key] for key in ScoreBreakdown.model_fields}),
+        metadata=_record_metadata(record),
+        units=record.units,
+        core=record.core,
+    )
 
 
 def select_references(prompt: str, candidates: Sequence[Candidate], k: int) -> list[Reference]:
@@ -331,7 +368,7 @@ class Retriever:
             parsed = self.parser.parse(prompt)
         with clock("embed"):
             # Most prompt phrases ("ball", "roll to the right") are stored already.
-            phrases = list(dict.fromkeys(_unit_phrases(parsed.units)))
+            phrases = unit_phrases(parsed.units)
             phrase_vectors = self.store.phrase_vectors(phrases)
             unknown = [p for p in phrases if p not in phrase_vectors]
             vectors = self.embedder.embed([prompt, *unknown])
@@ -341,9 +378,11 @@ class Retriever:
         with clock("ann"):
             candidates = self._candidates(prompt_vector, config.candidates)
         with clock("rerank"):
-            needed = [p for c in candidates for p in _unit_phrases(c.record.units)]
+            needed = unit_phrases(u for c in candidates for u in c.record.units)
             candidate_vectors = self.store.phrase_vectors(needed)
-            ranked = rank_candidates(parsed, phrase_vectors, candidates, candidate_vectors, config)
+            ranked = rank_candidates(
+                parsed, phrase_vectors, candidates, candidate_vectors, config, limit=hits or config.hits
+            )
         k_refs = config.references if references is None else references
         by_sentence = sorted(candidates, key=lambda c: -c.similarity)
         return RetrievalResult(
@@ -351,7 +390,7 @@ class Retriever:
             units=parsed.units,
             core=parsed.core,
             references=select_references(prompt, candidates, k_refs),
-            motion_hits=ranked[: hits or config.hits],
+            motion_hits=ranked,
             nearest=_reference(by_sentence[0]) if by_sentence else None,
             timings_ms=timings,
         )

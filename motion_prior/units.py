@@ -40,18 +40,17 @@ sentence is parsed again; the rewrite is kept only if the parser then finds
 that verb with a subject.
 
 Vectors: en_core_web_sm has no word vectors, so unit vectors are MiniLM
-sentence embeddings of the phrases (see :func:`embed_unit_phrases`).
+sentence embeddings of the phrases (see :func:`unit_phrases`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from reelgraph.errors import ReelgraphError
@@ -96,7 +95,7 @@ _DIRECTION_WORDS = {
     "backward", "backwards", "back", "away", "around", "sideways", "out", "off", "over", "across",
     "along", "through", "past", "toward", "towards", "into", "onto", "inside", "outside", "clockwise",
     "counterclockwise", "anticlockwise", "apart", "together", "upstairs", "downstairs", "ahead",
-    "leftward", "leftwards", "rightward", "rightwards",
+    "leftward", "leftwards", "rightward", "rightwards", "still", "motionless",
 }  # fmt: skip
 _PATH_PREPOSITIONS = {
     "to", "toward", "towards", "into", "onto", "out", "across", "through", "over", "under", "along",
@@ -104,6 +103,8 @@ _PATH_PREPOSITIONS = {
     "with",
 }  # fmt: skip
 _DIRECTION_NOUNS = {"left", "right", "top", "bottom", "center", "centre", "middle", "side", "edge", "ground"}
+# Nouns that name the shape of a path: "moves in a circle", "travels in a zigzag", "spins in place".
+_PATH_NOUNS = {"circle", "zigzag", "loop", "spiral", "arc", "curve", "place"}
 # Verbs of travel: after a path particle ("drives down a road") their object is
 # the path, not a recipient (unlike "picks up a box").
 _TRAVEL_VERBS = {
@@ -553,7 +554,10 @@ def _noun_phrase(token: Token | None) -> tuple[str | None, str | None]:
 
 
 def _motion_phrase(verb: Token, lemma: str) -> str:
-    """Verb lemma plus particles, direction words, path prepositions and direction nouns."""
+    """Verb lemma plus particles, direction words, path prepositions and path nouns.
+
+    "roll to the right", "float up", "move in a circle", "jump over", "stay still".
+    """
     parts: list[tuple[int, str]] = [(verb.i, lemma)]
     for child in verb.children:
         word = child.lower_
@@ -561,12 +565,23 @@ def _motion_phrase(verb: Token, lemma: str) -> str:
         if is_direction and child.dep_ != "prep":
             parts.append((child.i, word))
             continue
-        if child.dep_ in {"prep", "agent"} and word in _PATH_PREPOSITIONS and word != "by":
+        if child.dep_ not in {"prep", "agent"} or word == "by":
+            continue
+        path_objects = [
+            pobj
+            for pobj in child.children
+            if pobj.dep_ == "pobj" and pobj.lemma_.lower() in _DIRECTION_NOUNS | _PATH_NOUNS
+        ]
+        if word in _PATH_PREPOSITIONS or path_objects:
             parts.append((child.i, word))
-            for pobj in child.children:
-                if pobj.dep_ == "pobj" and pobj.lemma_.lower() in _DIRECTION_NOUNS:
-                    parts.extend((d.i, d.lower_) for d in pobj.children if d.dep_ == "det")
-                    parts.append((pobj.i, pobj.lower_))
+        for pobj in path_objects:
+            parts.extend((d.i, d.lower_) for d in pobj.children if d.dep_ == "det")
+            parts.append((pobj.i, pobj.lower_))
+    if len(parts) == 1:
+        # The parser may hang the direction one level down ("gliding left/VERB").
+        for child in verb.rights:
+            if child.dep_ in {"acl", "xcomp", "advcl", "conj", "ccomp"} and child.lower_ in _DIRECTION_WORDS:
+                parts.append((child.i, child.lower_))
     return " ".join(word for _, word in sorted(parts))
 
 
@@ -704,24 +719,17 @@ def get_parser(spacy_model: str | None = None) -> UnitParser:
     return UnitParser(spacy_model)
 
 
-def unit_phrases(parsed: Sequence[ParsedPrompt]) -> list[str]:
-    """Distinct non-empty phrases of all units, in first-seen order (what needs a vector)."""
-    seen: dict[str, None] = {}
-    for prompt in parsed:
-        for unit in prompt.units:
-            for role in ROLES:
-                phrase = unit.phrase(role)
-                if phrase:
-                    seen.setdefault(phrase, None)
-    return list(seen)
+def unit_phrases(units: Iterable[Unit]) -> list[str]:
+    """Distinct non-empty phrases of ``units`` (motion, actor, recipient), in first-seen order.
 
-
-def embed_unit_phrases(units: Sequence[Unit], embedder) -> dict[str, np.ndarray]:
-    """MiniLM vector ``(384,)`` per distinct phrase of ``units``.
-
-    en_core_web_sm ships no word vectors, so the paper's "word vectors" of a
-    phrase group are MiniLM sentence embeddings of the phrase text.
+    Their MiniLM vectors are the units' vectors: en_core_web_sm ships no word
+    vectors, so the paper's word vectors of a phrase group are sentence
+    embeddings of the phrase texts.
     """
-    phrases = unit_phrases([ParsedPrompt(text="", units=list(units))])
-    vectors = embedder.embed(phrases)
-    return dict(zip(phrases, vectors, strict=True))
+    seen: dict[str, None] = {}
+    for unit in units:
+        for role in ROLES:
+            phrase = unit.phrase(role)
+            if phrase:
+                seen.setdefault(phrase, None)
+    return list(seen)

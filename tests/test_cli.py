@@ -264,3 +264,23 @@ def test_config_show_reports_sources(home, tmp_path, monkeypatch):
     assert shown["model"] == {"value": "from-env", "source": "env"}
     assert shown["eta"]["source"] == "default"
     assert shown["home"] == {"value": str(home), "source": "env"}
+
+
+def test_toy_render_then_probe(tmp_path):
+    from toyworld.dataset import read_pool
+
+    pool = tmp_path / "pool"
+    result = invoke("toy", "render", "--n", "2", "--out", str(pool), "--seed", "3")
+    assert result.exit_code == 0, result.output
+    rows = read_pool(pool)
+    assert len(rows) == 2
+    for row in rows:
+        probed = invoke("probe", str(row["path"]), "--json")
+        assert probed.exit_code == 0, probed.output
+        seen, expected = json.loads(probed.stdout)["label"], row["label"]
+        assert (seen["motion"], seen["actor"]["color"]) == (expected.motion, expected.actor.color)
+
+
+def test_probe_of_a_missing_file(tmp_path):
+    result = invoke("probe", str(tmp_path / "nope.mp4"))
+    assert result.exit_code == 1 and "does not exist" in result.stderr

@@ -232,3 +232,40 @@ def test_empty_pool(tmp_path):
     result = Retriever(MemoryStore(tmp_path)).retrieve("a dog runs")
     assert result.motion_hits == [] and result.references == [] and result.nearest is None
     assert result.units[result.core].motion == "run"
+
+
+@pytest.fixture(scope="module")
+def toy_pool(tmp_path_factory):
+    from memory.ingest import ingest_toy
+
+    home = tmp_path_factory.mktemp("toy-pool")
+    store = MemoryStore(home)
+    stats = ingest_toy(
+        store, home, 400, seed=3, frames=8, embedder=get_embedder(), parser=get_parser(), progress=False
+    )
+    assert stats.added == 400
+    return store
+
+
+def test_toy_world_motion_prior_beats_sentence_similarity(toy_pool):
+    """A small version of bench/toy_retrieval.py: fresh toy prompts, top hit's label vs the prompt's."""
+    from bench.toy_retrieval import agreement, fresh_prompts
+
+    exhaustive = ExhaustiveIndex(toy_pool, "toy")
+    rows, _ = fresh_prompts(40, 31, {normalise_caption(r.caption) for r in exhaustive.records})
+    retriever = Retriever(toy_pool, config=SearchConfig(candidates=150))
+    prior = baseline = shape = 0
+    for row in rows:
+        result = retriever.retrieve(row["prompt"], references=0)
+        motion_ok, shape_ok = agreement(result.motion_hits[0].metadata.get("label"), row["label"])
+        prior, shape = prior + motion_ok, shape + shape_ok
+        baseline += agreement(result.nearest.metadata.get("label"), row["label"])[0]
+    assert prior / len(rows) >= 0.85, (prior, baseline, shape)
+    assert shape / len(rows) >= 0.7, (prior, baseline, shape)
+    assert prior >= baseline + 12, (prior, baseline)  # the baseline picks by colour and scene, not motion
+
+
+def test_toy_hits_carry_label_and_video(toy_pool):
+    hit = Retriever(toy_pool).search("a red ball rolls to the right", k=1)[0]
+    assert set(hit.metadata["label"]) >= {"actor", "motion", "recipient", "background"}
+    assert hit.video.endswith(".mp4") and hit.metadata["frames"] == 8
