@@ -18,11 +18,18 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    from motion_prior.service import PoolRetrieval, UnitParsing
     from motion_prior.tuner import MotionTuner
 
     generator = GenerationService(settings, progress=progress)
-    tuner = MotionTuner(settings, generator, progress=progress)
-    return Services(generator=generator, device=settings.device, tuner=tuner)
+    retriever = PoolRetrieval(settings)
+    return Services(
+        generator=generator,
+        device=settings.device,
+        parser=UnitParsing(settings.spacy_model),
+        retriever=retriever,
+        tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
+    )
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:

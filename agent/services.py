@@ -43,10 +43,29 @@ class MotionTuner(Protocol):
     def tune(self, job: dict[str, Any]) -> dict[str, Any]: ...
 
 
+class UnitParser(Protocol):
+    """Atomized units of a prompt: ``parse(text)`` returns a pydantic model with ``units`` and ``core``."""
+
+    def parse(self, text: str) -> Any: ...
+
+
+class Retriever(Protocol):
+    """The reference pool: ``retrieve(prompt)`` returns a pydantic model with ``references``,
+    ``motion_hits`` and ``nearest``."""
+
+    location: str
+
+    def pool_size(self) -> int: ...
+
+    def retrieve(self, prompt: str) -> Any: ...
+
+
 @dataclass
 class Services:
     """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
 
     generator: VideoGenerator
     device: str = "auto"
+    parser: UnitParser | None = None
+    retriever: Retriever | None = None
     tuner: MotionTuner | None = None

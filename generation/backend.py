@@ -103,7 +103,8 @@ class VideoModel:
     # -- operations -------------------------------------------------------------
     def encode_prompt(self, prompts: list[str]) -> EncodedPrompts:
         """Prompts to ``(B, L, D)`` context on the model's device and dtype."""
-        with self._on_device(self.prompt_encoder.model):
+        module = getattr(self.prompt_encoder, "model", None)  # CLIP moves; MiniLM stays on the CPU
+        with self._on_device(module) if isinstance(module, torch.nn.Module) else contextlib.nullcontext():
             encoded = self.prompt_encoder.encode(list(prompts))
         return EncodedPrompts(encoded.embeds.to(self.device, self.dtype), encoded.truncated)
 

@@ -6,8 +6,9 @@ Two kinds share one interface:
   checkpoints (``text_encoder`` + ``tokenizer`` folders), as diffusers'
   ``TextToVideoSDPipeline`` encodes prompts.
 * :class:`MiniLMPromptEncoder`: all-MiniLM-L6-v2's last hidden states, the
-  toy model's context. Its weights come from the offline copy that
-  :func:`reelgraph.resolve.resolve_text_model` finds, not from the model folder.
+  toy model's context, computed by :mod:`reelgraph.minilm`. Its weights come
+  from the offline copy that :func:`reelgraph.resolve.resolve_text_model`
+  finds, not from the model folder.
 
 Both pad to a fixed ``max_length`` and truncate longer prompts, reporting
 which prompts were truncated so callers can warn.
@@ -75,24 +76,28 @@ class CLIPPromptEncoder(_TokenizingEncoder):
         return EncodedPrompts(embeds, truncated)
 
 
-class MiniLMPromptEncoder(_TokenizingEncoder):
+class MiniLMPromptEncoder:
     """all-MiniLM-L6-v2 token states ``(B, max_length, 384)``, padding included.
 
     The BERT attention mask hides padding from the real tokens; the padded
     positions' states are kept because the toy UNet was trained on exactly
-    this fixed-length context.
+    this fixed-length context. Runs on the CPU (22M parameters, milliseconds
+    per prompt) through :mod:`reelgraph.minilm`; embeddings move to the
+    model's device afterwards.
     """
 
     def __init__(self, model_path: str, max_length: int = 32):
-        from transformers import AutoModel, AutoTokenizer
+        from reelgraph.minilm import load_minilm
 
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModel.from_pretrained(model_path).eval().requires_grad_(False)
+        self.minilm = load_minilm(str(model_path))
         self.max_length = max_length
+        self.hidden_size = self.minilm.hidden_size
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> MiniLMPromptEncoder:
+        return self  # stays on the CPU; see the class docstring
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> EncodedPrompts:
-        tokens, truncated = self._tokenize(prompts)
-        tokens = tokens.to(self.device)
-        out = self.model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask)
-        return EncodedPrompts(out.last_hidden_state, truncated)
+        ids, full_lengths = self.minilm.token_ids(list(prompts), self.max_length, pad_to=self.max_length)
+        states, _ = self.minilm.forward(ids)
+        return EncodedPrompts(states.clone(), [n > self.max_length for n in full_lengths])

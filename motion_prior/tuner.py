@@ -195,15 +195,18 @@ class MotionTuner:
 
     @property
     def retriever(self):
-        if self._retriever is None:
-            from motion_prior.search import Retriever
+        """The pool search: the one given (a ``Retriever``, or the agent's ``PoolRetrieval`` around one), else the settings' pool."""
+        from motion_prior.service import PoolRetrieval
 
-            self._retriever = Retriever.open(
-                self.settings.home,
-                url=self.settings.chroma_url,
-                text_model=self.settings.text_model,
-                spacy_model=self.settings.spacy_model,
-            )
+        if self._retriever is None:
+            self._retriever = PoolRetrieval(self.settings)
+        if isinstance(self._retriever, PoolRetrieval):
+            if self._retriever.pool_size() == 0:  # never create an empty store just to search it
+                raise ReelgraphError(
+                    f"The video pool at {self._retriever.location} is empty.",
+                    fix="index one (reelgraph index toy --n 500), or pass --video.",
+                )
+            return self._retriever.retriever
         return self._retriever
 
     @property
@@ -445,10 +448,15 @@ class MotionTuner:
     def plan_scene(
         self, prompt: str, units: dict[str, Any] | None, references: dict[str, Any] | None
     ) -> dict[str, Any]:
-        """The scene's tuning decision as a plan step: ``{"status", "reason", **job}``."""
+        """The scene's tuning decision as a plan step: ``{"status", "reason", **job}``.
+
+        ``units`` and ``references`` are the scene's plan steps from the
+        ``parse_units`` and ``retrieve`` nodes (``items``/``core`` and
+        ``motion_hits``); the top motion hit is the video.
+        """
         parsed = None
-        if units and units.get("units") is not None:
-            parsed = ParsedPrompt(text=prompt, units=units["units"], core=units.get("core"))
+        if units and units.get("status") == "done" and units.get("items") is not None:
+            parsed = ParsedPrompt(text=prompt, units=units["items"], core=units.get("core"))
         decision = self.decide(prompt, parsed)
         if (
             not decision.wanted
@@ -461,7 +469,11 @@ class MotionTuner:
         if not decision.wanted:
             return {"status": "skipped", "reason": decision.reason}
         parsed = parsed or self.parser.parse(prompt)
-        hits = (references or {}).get("motion_hits") or None
+        references = references or {}
+        hits = references.get("motion_hits") if references.get("status") == "done" else None
+        if not hits:
+            why = references.get("reason") or "no pool search ran"
+            return {"status": "skipped", "reason": f"{decision.reason}, but no motion-prior video: {why}"}
         try:
             job = self.plan(prompt, hits=hits, parsed=parsed)
         except ReelgraphError as error:

@@ -135,3 +135,63 @@ def test_routers_return_their_literals():
 def test_state_is_plain_json():
     state = RunState.model_validate(build_graph(Services(FakeGenerator())).invoke(_state("plan", ["a ball"])))
     assert RunState.model_validate_json(state.model_dump_json()) == state
+
+
+class FakeParsed:
+    def __init__(self, text):
+        self.units = [FakeModel({"motion": "roll", "actor": "ball", "recipient": None})] if text else []
+        self.core = 0 if text else None
+
+
+class FakeModel:
+    def __init__(self, data):
+        self.data = data
+
+    def model_dump(self, mode="python"):
+        return self.data
+
+
+class FakeParser:
+    def parse(self, text):
+        return FakeParsed(text)
+
+
+class FakeRetriever:
+    location = "memory://fake"
+
+    def __init__(self, size):
+        self.size = size
+        self.asked = []
+
+    def pool_size(self):
+        return self.size
+
+    def retrieve(self, prompt):
+        self.asked.append(prompt)
+        hit = {"id": "toy:1", "caption": "a ball rolls right", "video": "/v/1.mp4", "similarity": 0.9}
+        return FakeModel(
+            {"references": [hit], "motion_hits": [hit], "nearest": hit, "timings_ms": {"ann": 1.0}}
+        )
+
+
+def test_units_and_references_are_recorded_per_scene():
+    retriever = FakeRetriever(size=3)
+    services = Services(FakeGenerator(), parser=FakeParser(), retriever=retriever)
+    result = RunState.model_validate(
+        build_graph(services).invoke(_state("plan", ["a ball rolls", "it stops"]))
+    )
+    assert retriever.asked == ["a ball rolls", "it stops"]
+    scene = result.scenes[0]
+    assert scene.units.status == "done" and scene.units.items[0]["motion"] == "roll" and scene.units.core == 0
+    assert scene.references.status == "done" and "pool of 3 videos" in scene.references.reason
+    assert scene.references.nearest["caption"] == "a ball rolls right"
+    assert scene.references.motion_hits[0]["video"] == "/v/1.mp4"
+
+
+def test_an_empty_pool_is_skipped_with_a_hint():
+    retriever = FakeRetriever(size=0)
+    services = Services(FakeGenerator(), parser=FakeParser(), retriever=retriever)
+    result = RunState.model_validate(build_graph(services).invoke(_state("plan", ["a ball rolls"])))
+    assert retriever.asked == []
+    step = result.scenes[0].references
+    assert step.status == "skipped" and "index toy" in step.reason and "memory://fake" in step.reason

@@ -75,3 +75,30 @@ def test_errors_are_messages(tmp_path):
     (tmp_path / "file").write_text("x")
     result = invoke("--home", str(tmp_path / "file"), "index", "stats")
     assert result.exit_code == 1 and "not writable" in result.output
+
+
+def test_plan_with_a_toy_pool_shows_units_references_and_motion_hits(tmp_path, tiny_model_dir):
+    home = tmp_path / "home"
+    indexed = runner.invoke(cli.app, ["--home", str(home), "index", "toy", "--n", "12", "--seed", "2"])
+    assert indexed.exit_code == 0, indexed.output
+    result = runner.invoke(
+        cli.app,
+        [
+            "--home",
+            str(home),
+            "plan",
+            "a red ball rolls to the right",
+            "--model",
+            str(tiny_model_dir),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    scene = json.loads(result.stdout)["scenes"][0]
+    core = scene["units"]["items"][scene["units"]["core"]]
+    assert (core["motion"], core["actor"]) == ("roll", "ball")
+    references = scene["references"]
+    assert references["status"] == "done" and "pool of 12 videos" in references["reason"]
+    assert 1 <= len(references["references"]) <= 5
+    assert references["motion_hits"] and references["motion_hits"][0]["video"].endswith(".mp4")
+    assert references["nearest"]["caption"]

@@ -13,7 +13,8 @@ from agent import runner
 from agent.services import Services
 from generation.requests import ClipRequest
 from generation.service import GenerationService
-from motion_prior.search import MotionHit, ScoreBreakdown
+from motion_prior.search import MotionHit, RetrievalResult, ScoreBreakdown
+from motion_prior.service import UnitParsing
 from motion_prior.tuner import MotionTuner, detection_queries, mentions, third_person, training_prompt
 from motion_prior.units import ParsedPrompt, Unit
 from reelgraph.settings import Settings
@@ -51,6 +52,29 @@ class OneHitRetriever:
     def search(self, prompt: str, k: int | None = None):
         self.calls += 1
         return [self.hit]
+
+
+class OneHitPool:
+    """Stands in for the agent's pool retrieval service (the retrieve node's side)."""
+
+    location = "<test pool>"
+
+    def __init__(self, video: str):
+        self.hit = OneHitRetriever(video).hit
+
+    def pool_size(self) -> int:
+        return 1
+
+    def retrieve(self, prompt: str) -> RetrievalResult:
+        return RetrievalResult(
+            prompt=prompt,
+            units=[],
+            core=None,
+            references=[],
+            motion_hits=[self.hit],
+            nearest=None,
+            timings_ms={},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +187,15 @@ def test_tune_caches_and_sampling_leaves_the_base_model_unchanged(tmp_path, mode
 
 def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_video):
     settings = _settings(tmp_path / "home", model_dir)
-    tuner, generator = _tuner(settings, pool_video)
-    services = Services(generator=generator, device="cpu", tuner=tuner)
+    generator = GenerationService(settings)
+    tuner = MotionTuner(settings, generator)  # the video comes from the retrieve node's motion hits
+    services = Services(
+        generator=generator,
+        device="cpu",
+        parser=UnitParsing(),
+        retriever=OneHitPool(str(pool_video)),
+        tuner=tuner,
+    )
 
     plan = runner.plan(settings, PROMPT, services=services).plan_view()
     tuning = plan["scenes"][0]["tuning"]
@@ -189,10 +220,14 @@ def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_v
     assert first["lora_path"] == second["lora_path"]
     assert "tune_motion" in manifests[0]["timings"]
 
-    # A prompt without a rare motion plans no tuning, with the reason.
+    # A prompt without a rare motion plans no tuning, with the reason; so does a rare one without a pool.
     rolling = runner.plan(settings, "a red ball rolls to the left", services=services).plan_view()
     step = rolling["scenes"][0]["tuning"]
     assert step["status"] == "skipped" and "not rare" in step["reason"]
+    no_pool = Services(generator=generator, device="cpu", parser=UnitParsing(), tuner=tuner)
+    step = runner.plan(settings, PROMPT, services=no_pool).plan_view()["scenes"][0]["tuning"]
+    assert step["status"] == "skipped" and "no motion-prior video" in step["reason"]
+    assert not (tmp_path / "home" / "chroma").exists()
 
 
 def test_cli_tune_reports_miss_then_hit(tmp_path, model_dir, pool_video, monkeypatch):

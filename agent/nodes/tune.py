@@ -13,9 +13,8 @@ def plan_tuning(scene: ScenePlan, services: Services) -> ToolStep:
     """The scene's tuning decision: the tuner's policy, its video, keyframes, cache key and estimate."""
     if services.tuner is None:
         return skipped("no motion tuner is available to this graph")
-    units = scene.units.model_dump() if scene.units.status == "done" else None
-    references = scene.references.model_dump() if scene.references.status == "done" else None
-    return ToolStep(**services.tuner.plan_scene(scene.prompt, units, references))
+    step = services.tuner.plan_scene(scene.prompt, scene.units.model_dump(), scene.references.model_dump())
+    return ToolStep(**step)
 
 
 def tune_motion(state: RunState, services: Services) -> dict[str, Any]:
