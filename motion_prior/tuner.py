@@ -105,6 +105,11 @@ def third_person(verb: str) -> str:
     return verb + "s"
 
 
+def article(noun: str) -> str:
+    """ "an" before a vowel letter, else "a" (good enough for toy and most stock-footage nouns)."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def training_prompt(parsed: ParsedPrompt) -> str:
     """The appearance-free unit phrase of the prompt's core unit: "a ball zigzags to the right".
 
@@ -116,9 +121,9 @@ def training_prompt(parsed: ParsedPrompt) -> str:
     if unit is None or not unit.motion_phrase or not unit.actor_phrase:
         return parsed.text
     verb, _, rest = unit.motion_phrase.partition(" ")
-    words = ["a", unit.actor_phrase, third_person(verb)]
+    words = [article(unit.actor_phrase), unit.actor_phrase, third_person(verb)]
     if unit.recipient_phrase:
-        words += ["a", unit.recipient_phrase]
+        words += [article(unit.recipient_phrase), unit.recipient_phrase]
     if rest:
         words.append(rest)
     return " ".join(words)

@@ -122,6 +122,12 @@ def test_words():
         core=0,
     )
     assert training_prompt(parsed) == "a ball pushes a box"
+    orb = ParsedPrompt(
+        text="a red orb zigzags",
+        units=[Unit(motion="zigzag", motion_phrase="zigzag", actor_phrase="orb")],
+        core=0,
+    )
+    assert training_prompt(orb) == "an orb zigzags"
     assert training_prompt(ParsedPrompt(text="sunset over the sea")) == "sunset over the sea"
 
 
