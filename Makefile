@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
+# The demo first renders a small toy pool (once; a rerun adds nothing): references for the offline
+# rewriter and videos for ONA noise (POS), so it runs the whole planning path without an LLM.
 demo: $(STAMP)
+	$(PY) cli.py index toy --n 300 --json > /dev/null
 	$(PY) cli.py generate "$(PROMPT)" --out outputs/demo --overwrite
 
 test: $(STAMP)

@@ -594,5 +594,118 @@ def probe_command(
     out.print(f"label: {label.to_json() if label else 'none recognised'}")
 
 
+# -- POS: pool inversions (ONA) and NPNet -------------------------------------------------------------
+npnet_app = typer.Typer(no_args_is_help=True, help="The noise prediction network (POS §4.2).")
+app.add_typer(npnet_app, name="npnet")
+
+
+class _CountProgress:
+    """A rich progress bar on stderr for ``progress(done, total)`` callbacks."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled, self._bar, self._task = label, enabled, None, None
+
+    def __enter__(self):
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@index_app.command("invert")
+def index_invert(
+    ctx: typer.Context,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    steps: int = StepsOpt,
+    limit: int = typer.Option(None, "--limit", min=1, help="Invert only the first N videos (by id)."),
+    pool: str = typer.Option(None, "--pool", help="Only this pool (default: all)."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Videos inverted together."),
+    chroma_url: str = ChromaUrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """DDIM-invert pool videos for ONA (POS §4.1) into the inversion cache; resumable."""
+    from generation.pos_jobs import invert_pool
+    from generation.service import GenerationService
+
+    settings = _settings(
+        ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
+    ).settings
+    service = GenerationService(settings)
+    with _CountProgress("inverting", enabled=not as_json) as progress:
+        result = invert_pool(
+            settings, service.model, pool=pool, limit=limit, batch_size=batch, progress=progress
+        )
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"Inverted {result['inverted']}, already cached {result['cached']}, unreadable {result['failed']} "
+        f"of {result['videos']} videos ({result['num_steps']} DDIM steps, {result['seconds']} s)."
+    )
+
+
+@npnet_app.command("train")
+def npnet_train(
+    ctx: typer.Context,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    steps: int = StepsOpt,
+    minutes: float = typer.Option(5.0, "--minutes", min=0.01, help="Training time budget."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after this many updates."),
+    out_path: Path = typer.Option(
+        None, "--out", help="Weights file (default: <home>/npnet/<model hash>.safetensors)."
+    ),
+    pool: str = typer.Option(None, "--pool", help="Train on this pool only (default: all)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Use the first N videos (by id)."),
+    chroma_url: str = ChromaUrlOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Train NPNet on (caption, cached inversion) pairs of the pool (run `index invert` first)."""
+    from generation.pos_jobs import train_npnet_on_pool
+    from generation.service import GenerationService
+
+    settings = _settings(
+        ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
+    ).settings
+    service = GenerationService(settings)
+    budget = max_steps
+
+    with _CountProgress("training NPNet", enabled=not as_json) as progress:
+        path, report = train_npnet_on_pool(
+            settings,
+            service.model,
+            out=out_path,
+            minutes=minutes,
+            max_steps=max_steps,
+            pool=pool,
+            limit=limit,
+            progress=(lambda step, loss: progress(step, budget or step + 1)),
+        )
+    if as_json:
+        _print_json(report)
+        return
+    out.print(
+        f"NPNet trained on {report['train_pairs']} pairs for {report['steps']} steps ({report['seconds']} s): "
+        f"held-out MSE {report['val_mse']:.4f} (zero {report['val_mse_zero']:.4f}, "
+        f"mean inversion {report['val_mse_mean']:.4f}), cosine {report['val_cosine']:.3f}."
+    )
+    out.print(f"Saved {path}")
+
+
 if __name__ == "__main__":
     app()

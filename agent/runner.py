@@ -18,6 +18,9 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    from agent.tools.pos_policy import PosPolicy
+    from agent.tools.rewriter import make_rewriter
+    from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
     from motion_prior.tuner import MotionTuner
 
@@ -28,6 +31,9 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
         retriever=retriever,
+        rewriter=make_rewriter(settings) if settings.rewrite else None,
+        noise=NoiseSupportService(settings, lambda: generator.model_info),
+        pos=PosPolicy.from_settings(settings),
         tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
     )
 

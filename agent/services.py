@@ -8,10 +8,11 @@ itself, recording why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.tools.pos_policy import NoiseSupport, PosPolicy
 from generation.model_info import ModelInfo
 from generation.requests import ClipRequest, ClipResult
 
@@ -60,6 +61,14 @@ class Retriever(Protocol):
     def retrieve(self, prompt: str) -> Any: ...
 
 
+class PromptRewriter(Protocol):
+    """Reference-guided rewriting behind the semantic guard (``agent.tools.rewriter.Rewriter``)."""
+
+    def rewrite(self, prompt: str, references: list[str]): ...
+
+    def needs_references(self) -> bool: ...
+
+
 @dataclass
 class Services:
     """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
@@ -68,4 +77,7 @@ class Services:
     device: str = "auto"
     parser: UnitParser | None = None
     retriever: Retriever | None = None
+    rewriter: PromptRewriter | None = None
+    noise: NoiseSupport | None = None
+    pos: PosPolicy = field(default_factory=PosPolicy)
     tuner: MotionTuner | None = None

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from generation.requests import ClipRequest, ClipResult, OutputFiles
+from generation.requests import ClipRequest, ClipResult, NoiseSpec, OutputFiles
 from reelgraph.errors import ReelgraphError
 
 ToolStatus = Literal["done", "planned", "skipped"]
@@ -114,7 +114,8 @@ class RunState(BaseModel):
         return [scene.model_copy(update=tools) for scene in self.scenes]
 
     def clip_request(self, scene: ScenePlan) -> ClipRequest:
-        """The sampling request for a scene's clip, from the run's options."""
+        """The sampling request for a scene's clip, from the run's options and the POS decisions."""
+        rewritten = getattr(scene.rewrite, "text", None) if scene.rewrite.status == "done" else None
         return ClipRequest(
             prompt=scene.prompt,
             negative_prompt=self.request.negative_prompt,
@@ -123,6 +124,9 @@ class RunState(BaseModel):
             guidance_scale=self.request.guidance_scale,
             eta=self.request.eta,
             seed=scene.seed,
+            rewritten_prompt=rewritten,
+            gamma=getattr(scene.rewrite, "gamma", 0.0) if rewritten else 0.0,
+            noise=NoiseSpec.model_validate(getattr(scene.noise, "spec", None) or {}),
             **self._lora(scene),
         )
 

@@ -77,6 +77,7 @@ class GenerationService:
         from safetensors.torch import save_file
 
         from generation.adapters import applied_lora
+        from generation.pos import initial_noise, text_conditioning
         from generation.sampling import StepInfo, sample_ddim
         from reelgraph.atomic import atomic_path
 
@@ -92,8 +93,12 @@ class GenerationService:
                 "the end was cut off."
             )
         generator = torch.Generator("cpu").manual_seed(request.seed)
-        latents = torch.randn(model.latent_shape(1, request.num_frames), generator=generator)
-        latents = latents.to(model.device, model.dtype)
+        # POS: ε_mix (eq. 4-5) for ONA / NPNet, the seed's Gaussian otherwise; eq. 8's step-wise text.
+        latents, noise_details = initial_noise(
+            model, request, generator, prompt.embeds, self.inversions, self.npnet
+        )
+        conditioning, text_details, text_warnings = text_conditioning(model, request, prompt.embeds)
+        warnings.extend(text_warnings)
 
         def on_step(info: StepInfo) -> None:
             if self.progress is not None:
@@ -106,7 +111,7 @@ class GenerationService:
                 model,
                 model.make_scheduler(),
                 latents,
-                prompt.embeds,
+                conditioning,
                 negative.embeds,
                 num_inference_steps=request.num_inference_steps,
                 guidance_scale=request.guidance_scale,
@@ -122,7 +127,21 @@ class GenerationService:
             seed=request.seed,
             seconds=time.perf_counter() - started,
             warnings=warnings,
+            details={"noise": noise_details, **text_details},
         )
+
+    # -- POS's stores ------------------------------------------------------------------------
+    @functools.cached_property
+    def inversions(self):
+        from generation.inversion_cache import InversionCache
+
+        return InversionCache(self.settings.cache_dir)
+
+    @functools.cache  # noqa: B019 - one service per run; NPNets are few and small
+    def npnet(self, path: str):
+        from generation.npnet import load_npnet
+
+        return load_npnet(path, self.model.device)
 
     def decode_clip(self, latents_path: Path):
         """Saved latents to ``(F, H, W, 3)`` uint8 frames."""

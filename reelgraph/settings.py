@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from reelgraph.errors import ReelgraphError
 
@@ -28,6 +28,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 ENV_PREFIX = "REELGRAPH_"
+# Settings that read a well-known variable when neither their REELGRAPH_ variable nor the config sets them.
+ENV_FALLBACKS = {"llm_base_url": "OPENAI_BASE_URL", "llm_api_key": "OPENAI_API_KEY"}
 Source = Literal["default", "config", "env", "cli"]
 
 
@@ -63,6 +65,37 @@ class Settings(BaseModel):
         "sentence-transformers/all-MiniLM-L6-v2", description="sentence embedding model for retrieval"
     )
     spacy_model: str = Field("en_core_web_sm", description="spaCy pipeline for atomized units")
+    # -- prompt optimisation (POS) ----------------------------------------------------------------
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible LLM endpoint (falls back to $OPENAI_BASE_URL)"
+    )
+    llm_model: str | None = Field(None, description="LLM model name; unset: no LLM (offline rewriter)")
+    llm_api_key: SecretStr | None = Field(
+        None, description="LLM API key (falls back to $OPENAI_API_KEY); never printed"
+    )
+    llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="LLM retries on timeouts, 429 and 5xx")
+    rewrite: bool = Field(True, description="rewrite prompts guided by pool references (POS §4.3)")
+    rewrite_max_words: int = Field(20, ge=3, le=100, description="longest rewrite accepted, in words")
+    rewrite_references: int = Field(5, ge=0, le=20, description="reference captions per rewrite (POS k)")
+    rewrite_min_similarity: float = Field(
+        0.70, ge=0, le=1, description="semantic guard: least MiniLM similarity of rewrite to original"
+    )
+    gamma: float = Field(
+        0.5, ge=0, le=1, description="share of DDIM steps conditioned on the rewrite (POS eq. 8)"
+    )
+    noise_source: Literal["auto", "ona", "npnet", "random"] = Field(
+        "auto", description="initial noise: auto (ONA, else NPNet, else random), ona, npnet or random"
+    )
+    ona_eta: float = Field(0.5, ge=0, description="weight of the inverted noise in POS eq. 4")
+    ona_min_similarity: float = Field(
+        0.8, ge=-1, le=1, description="ONA: least caption similarity of the nearest pool video"
+    )
+    ona_pick: Literal["caption", "motion"] = Field(
+        "caption",
+        description="ONA's video: caption (POS eq. 3: nearest caption) or motion (top motion-prior hit)",
+    )
+    npnet: str | None = Field(None, description="NPNet weights; unset: the model's own, when it has one")
     # -- motion priors (Search-T2V §4.3) ---------------------------------------------------------
     motion_tuning: Literal["auto", "always", "never"] = Field(
         "auto", description="temporal-LoRA motion tuning: auto (rare motions only), always or never"
@@ -165,6 +198,10 @@ def load_settings(
     for name in fields:
         key = ENV_PREFIX + name.upper()
         if environ.get(key, "") != "":
+            values[name] = environ[key]
+            sources[name] = "env"
+    for name, key in ENV_FALLBACKS.items():  # only where no REELGRAPH_ variable or config entry set it
+        if name not in values and environ.get(key, "") != "":
             values[name] = environ[key]
             sources[name] = "env"
     for name, value in (cli or {}).items():

@@ -14,3 +14,6 @@ def tiny_model_dir(tmp_path_factory):
     from tests.tiny_models import save_modelscope_layout, tiny_components
 
     return save_modelscope_layout(tiny_components(), tmp_path_factory.mktemp("tiny-t2v"))
+
+
+from tests.llm_server import llm_server  # noqa: E402, F401 - the scripted OpenAI-compatible server fixture

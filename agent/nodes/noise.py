@@ -6,12 +6,19 @@ from typing import Any
 
 from agent.services import Services
 from agent.state import RunState, ToolStep
+from agent.tools.pos_policy import choose_noise_for_scene, nearest_of
 
 
 def choose_noise(state: RunState, services: Services) -> dict[str, Any]:
-    noise = ToolStep(
-        status="done",
-        reason="Gaussian noise from the scene's seed: no pool inversion (ONA) or noise network (NPNet) is available",
-        source="random",
-    )
-    return {"scenes": state.with_all_scenes(noise=noise)}
+    """ONA with the nearest pool video (POS eq. 3-5), else NPNet (§4.2), else the seed's Gaussian; with why."""
+    scenes = []
+    for scene in state.scenes:
+        fields = choose_noise_for_scene(
+            services.pos,
+            services.noise,
+            nearest_of(scene.references, services.pos.ona_pick),
+            state.request.num_inference_steps,
+            scene.num_frames,
+        )
+        scenes.append(scene.model_copy(update={"noise": ToolStep(**fields)}))
+    return {"scenes": scenes}

@@ -1,0 +1,1 @@
+"""Prompt templates the agent sends to LLMs."""

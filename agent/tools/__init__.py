@@ -1,0 +1,1 @@
+"""Tools the graph's nodes call: LLM rewriting, the semantic guard, noise choice."""

@@ -1,0 +1,111 @@
+"""An OpenAI-compatible chat model through langchain-openai, with an on-disk answer cache.
+
+Works with any OpenAI-compatible server (vLLM, llama.cpp's server, Ollama's
+``/v1``, OpenAI). Failures of the request itself (connection refused,
+timeouts, 429 and 5xx after the client's retries, any other API error) come
+out as :class:`LLMUnavailable`, so the caller can fall back and say why.
+Answers are cached as JSON files under ``<cache>/llm/<key>.json``, the key
+hashing the model, the template hash and the exact messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reelgraph.atomic import write_json
+from reelgraph.hashing import key_hash
+
+
+class LLMUnavailable(RuntimeError):
+    """The endpoint could not answer (down, timing out, refusing): callers fall back and say why."""
+
+
+class LLMClient:
+    """An OpenAI-compatible chat model through langchain-openai, with an on-disk answer cache.
+
+    Args:
+        model: the model name the server knows.
+        base_url: e.g. ``http://127.0.0.1:8000/v1`` (vLLM, llama.cpp, Ollama); ``None``: OpenAI's.
+        api_key: the key; local servers accept any, so a placeholder is sent when unset.
+        timeout: seconds per request. max_retries: retries on timeouts, 429 and 5xx.
+        cache_dir: answers are kept under ``cache_dir/llm/<key>.json``; ``None``: no cache.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        cache_dir: str | Path | None = None,
+    ):
+        self.model = model
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.cache_root = Path(cache_dir) / "llm" if cache_dir is not None else None
+        self._chat = None
+
+    @property
+    def name(self) -> str:
+        return f"llm:{self.model}"
+
+    def _client(self):
+        if self._chat is None:
+            from langchain_openai import ChatOpenAI
+
+            self._chat = ChatOpenAI(
+                model=self.model,
+                base_url=self.base_url,
+                api_key=self.api_key or "not-needed",
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                temperature=0,
+            )
+        return self._chat
+
+    def cache_key(self, messages: Sequence[tuple[str, str]], template: str = "") -> str:
+        return key_hash({"model": self.model, "template": template, "messages": list(messages)}, 32)
+
+    def complete(
+        self, messages: Sequence[tuple[str, str]], record: dict[str, Any] | None = None, template: str = ""
+    ) -> tuple[str, bool]:
+        """``(answer, from_cache)`` for ``[(role, text), ...]``.
+
+        ``template`` (the hash of the prompt template that made the messages) is part of the cache
+        key; ``record`` (e.g. the prompt and references) is stored beside a fresh answer.
+
+        Raises:
+            LLMUnavailable: connection refused, timeouts, rate limits or server errors after the
+                retries, or any other failure of the request itself.
+        """
+        key = self.cache_key(messages, template)
+        path = self.cache_root / f"{key}.json" if self.cache_root is not None else None
+        if path is not None and path.is_file():
+            try:
+                return str(json.loads(path.read_text())["answer"]), True
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry is asked again and overwritten
+        import openai
+
+        try:
+            message = self._client().invoke(list(messages))
+        except openai.OpenAIError as error:
+            raise LLMUnavailable(f"{type(error).__name__}: {error}") from error
+        except (OSError, ValueError) as error:
+            raise LLMUnavailable(f"{type(error).__name__}: {error}") from error
+        content = message.content
+        if isinstance(content, list):  # content parts
+            content = "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+        answer = str(content)
+        if path is not None:
+            entry = {"model": self.model, "template_hash": template, **(record or {}), "answer": answer}
+            with contextlib.suppress(OSError):  # the cache only saves time
+                write_json(path, entry)
+        return answer, False
