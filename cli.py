@@ -102,6 +102,13 @@ DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps.
 ImageOpt = typer.Option(
     None, "--image", help="Start the video from this image: it becomes the first frame, then moves."
 )
+TuneOpt = typer.Option(
+    None, "--tune/--no-tune", help="Motion-prior tuning always / never (default: for rare motions)."
+)
+
+
+def _tuning_mode(tune: bool | None) -> str | None:
+    return None if tune is None else ("always" if tune else "never")
 
 
 @app.command()
@@ -115,6 +122,7 @@ def generate(
     frames: int = FramesOpt,
     model: str = ModelOpt,
     device: str = DeviceOpt,
+    tune: bool = TuneOpt,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the results in an existing --out folder."
     ),
@@ -133,6 +141,7 @@ def generate(
         num_frames=frames,
         model=model,
         device=device,
+        motion_tuning=_tuning_mode(tune),
     ).settings
     run_dir = out_dir or default_run_dir(settings.output_dir, prompt)
     with _step_progress() as progress:
@@ -235,6 +244,7 @@ def plan(
     frames: int = FramesOpt,
     model: str = ModelOpt,
     device: str = DeviceOpt,
+    tune: bool = TuneOpt,
     as_json: bool = typer.Option(
         False, "--json", help="Print the plan as JSON (shape documented in the README)."
     ),
@@ -251,6 +261,7 @@ def plan(
         num_frames=frames,
         model=model,
         device=device,
+        motion_tuning=_tuning_mode(tune),
     ).settings
     state = runner.plan(settings, prompt, image=_absolute(image))
     view = state.plan_view()
@@ -278,6 +289,51 @@ def _print_plan(view: dict) -> None:
     out.print(
         f"Estimated: {est['seconds']} s, peak memory {est['peak_memory_gb']} GB on {est.get('device', '?')}."
     )
+
+
+# -- motion priors -----------------------------------------------------------------------------------
+@app.command()
+def tune(
+    ctx: typer.Context,
+    prompt: str = typer.Option(..., "--prompt", help="The prompt whose motion the LoRA should carry."),
+    video: str = typer.Option(
+        None,
+        "--video",
+        help="Pool id (pool:videoid or videoid) or a video file (default: the best pool match).",
+    ),
+    steps: int = typer.Option(None, "--steps", min=1, help="Tuning steps (default 150)."),
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    detector: str = typer.Option(None, "--detector", help="Keyframe detector: toy or grounding-dino."),
+    as_json: bool = typer.Option(False, "--json", help="Print the job and its outcome as JSON."),
+) -> None:
+    """Distil a video's motion into a temporal LoRA for the model (Search-T2V §4.3); cached by content."""
+    from generation.service import GenerationService
+    from motion_prior.tuner import MotionTuner
+
+    settings = _settings(ctx, model=model, device=device, tune_steps=steps, detector=detector).settings
+    with _step_progress() as progress:
+        tuner = MotionTuner(settings, GenerationService(settings, progress=progress), progress=progress)
+        job = tuner.plan(prompt, video=video)
+        outcome = tuner.run(job)
+    if as_json:
+        _print_json({"job": job.model_dump(mode="json"), "outcome": outcome.model_dump(mode="json")})
+        return
+    frames = job.keyframes
+    out.print(f"video     {escape(job.video.id)} ({escape(job.video.caption or job.video.path)})")
+    out.print(
+        f"keyframes {frames.span[0]}-{frames.span[1]} of {frames.video_frames}, crop "
+        f"{tuple(round(v, 1) for v in frames.crop)}, {frames.fallback or 'objects: ' + ', '.join(frames.queries)}"
+    )
+    out.print(f"training  {escape(job.training_prompt)!r}, {job.config.steps} steps, rank {job.config.rank}")
+    if outcome.cache_hit:
+        out.print(f"[bold green]cache hit[/] {outcome.lora_path}")
+    else:
+        loss = outcome.loss
+        out.print(
+            f"[bold green]tuned[/] in {outcome.seconds:.1f}s (loss {loss.get('first', 0):.3f} -> "
+            f"{loss.get('last', 0):.3f}); cache miss, saved {outcome.lora_path}"
+        )
 
 
 # -- memory: index / units / search ----------------------------------------------------------------

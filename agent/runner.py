@@ -23,16 +23,19 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
     from agent.tools.rewriter import make_rewriter
     from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
+    from motion_prior.tuner import MotionTuner
 
     generator = GenerationService(settings, progress=progress)
+    retriever = PoolRetrieval(settings)
     return Services(
         generator=generator,
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
-        retriever=PoolRetrieval(settings),
+        retriever=retriever,
         rewriter=make_rewriter(settings) if settings.rewrite else None,
         noise=NoiseSupportService(settings, lambda: generator.model_info),
         pos=PosPolicy.from_settings(settings),
+        tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
     )
 
 

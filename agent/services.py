@@ -47,6 +47,16 @@ class VideoGenerator(Protocol):
     def scheduler_config(self) -> dict: ...
 
 
+class MotionTuner(Protocol):
+    """Plans and runs motion-prior tuning (implemented by ``motion_prior.tuner.MotionTuner``)."""
+
+    def plan_scene(
+        self, prompt: str, units: dict[str, Any] | None, references: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    def tune(self, job: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class UnitParser(Protocol):
     """Atomized units of a prompt: ``parse(text)`` returns a pydantic model with ``units`` and ``core``."""
 
@@ -83,3 +93,4 @@ class Services:
     rewriter: PromptRewriter | None = None
     noise: NoiseSupport | None = None
     pos: PosPolicy = field(default_factory=PosPolicy)
+    tuner: MotionTuner | None = None

@@ -138,7 +138,16 @@ class RunState(BaseModel):
             rewritten_prompt=rewritten,
             gamma=getattr(scene.rewrite, "gamma", 0.0) if rewritten else 0.0,
             noise=NoiseSpec.model_validate(getattr(scene.noise, "spec", None) or {}),
+            **self._lora(scene),
         )
+
+    @staticmethod
+    def _lora(scene: ScenePlan) -> dict[str, Any]:
+        """The scene's tuned motion LoRA for sampling, once ``tune_motion`` has made it."""
+        if scene.tuning.status != "done":
+            return {}
+        extra = scene.tuning.model_extra
+        return {"lora_path": extra.get("lora_path"), "lora_scale": extra.get("lora_scale", 1.0)}
 
     @property
     def work_dir(self) -> Path:

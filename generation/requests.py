@@ -39,6 +39,8 @@ class ClipRequest(BaseModel):
     rewritten_prompt: str | None = Field(None, description="POS rewrite; conditions the first steps")
     gamma: float = Field(0.0, ge=0, le=1, description="share of steps conditioned on the rewrite (eq. 8)")
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
+    lora_path: str | None = Field(None, description="temporal LoRA applied while sampling (motion priors)")
+    lora_scale: float = Field(1.0, ge=0)
 
 
 class ClipResult(BaseModel):

@@ -90,6 +90,7 @@ class GenerationService:
         import torch
         from safetensors.torch import save_file
 
+        from generation.adapters import applied_lora
         from generation.pos import initial_noise, text_conditioning
         from generation.sampling import StepInfo, sample_ddim
         from reelgraph.atomic import atomic_path
@@ -126,7 +127,10 @@ class GenerationService:
             if self.progress is not None:
                 self.progress(label, info.step + 1, info.num_steps)
 
+        # The LoRA goes in first (outside inference mode: its weights are parameters) and out last.
+        lora = applied_lora(model.unet, request.lora_path, request.lora_scale)
         with (
+            lora,
             torch.inference_mode(),
             model.denoising(),
             setup.installed() if setup else contextlib.nullcontext(),

@@ -120,6 +120,25 @@ class Settings(BaseModel):
         description="ONA's video: caption (POS eq. 3: nearest caption) or motion (top motion-prior hit)",
     )
     npnet: str | None = Field(None, description="NPNet weights; unset: the model's own, when it has one")
+    # -- motion priors (Search-T2V §4.3) ---------------------------------------------------------
+    motion_tuning: Literal["auto", "always", "never"] = Field(
+        "auto", description="temporal-LoRA motion tuning: auto (rare motions only), always or never"
+    )
+    rare_motions: str | None = Field(
+        None, description="comma-separated motions to tune for; unset: the model's reelgraph.json"
+    )
+    tune_steps: int = Field(150, ge=1, description="motion tuning: optimiser steps")
+    tune_rank: int = Field(8, ge=1, description="motion tuning: LoRA rank")
+    tune_learning_rate: float = Field(2e-3, gt=0, description="motion tuning: AdamW learning rate")
+    tune_transformer_in: bool = Field(False, description="motion tuning: also adapt transformer_in")
+    tune_gradient_checkpointing: bool = Field(False, description="motion tuning: save memory on large UNets")
+    lora_scale: float = Field(1.0, ge=0, description="strength of a motion LoRA while sampling")
+    detector: str = Field("toy", description="keyframe detector: toy or grounding-dino")
+    detector_model: str | None = Field(None, description="GroundingDINO folder or hub id")
+    keyframe_margin: float = Field(0.25, ge=0, description="keyframe crop: context around the objects")
+    keyframe_min_crop: float = Field(
+        0.75, ge=0, le=1, description="keyframe crop: shortest side as a fraction of the frame's"
+    )
 
     @property
     def cache_dir(self) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from agent import long_video
-from agent.nodes.reasons import NOT_YET
+from agent.nodes.tune import plan_tuning
 from agent.services import Services
-from agent.state import Estimates, RunState, ToolStep, skipped
+from agent.state import Estimates, RunState, ToolStep
 from generation.estimate import device_kind, estimate_clip
 
 
@@ -37,7 +37,10 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
             seed=scene.seed,
             estimated_seconds=round(seconds, 2),
         )
-        tuning = skipped(NOT_YET["tuning"])
+        tuning = plan_tuning(scene, services)
+        total_seconds += (
+            tuning.model_extra.get("estimated_seconds", 0.0) if tuning.status == "planned" else 0.0
+        )
         scenes.append(
             scene.model_copy(update={"sampling": sampling, "extension": extension, "tuning": tuning})
         )
