@@ -41,8 +41,9 @@ def main() -> None:
     frames = args.frames or model.info.num_frames
     pipe = TextToVideoSDPipeline(
         vae=model.vae,
-        text_encoder=model.prompt_encoder.model,
-        tokenizer=model.prompt_encoder.tokenizer,
+        # Only CLIP encoders plug into the pipeline; others hand it embeddings (below).
+        text_encoder=getattr(model.prompt_encoder, "model", None),
+        tokenizer=getattr(model.prompt_encoder, "tokenizer", None),
         unet=model.unet,
         scheduler=model.make_scheduler(),
     )
