@@ -1,0 +1,110 @@
+"""LLM robustness of request understanding, through real HTTP to the scripted OpenAI-compatible server.
+
+Every failure ends in the deterministic parser's request, and the record says why.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.tools.llm_client import LLMClient
+from agent.understanding.understander import RequestUnderstander
+from tests.llm_server import Reply
+
+REQUEST = "a red ball rolls to the right, then it bounces"
+GOOD = {
+    "scenes": [{"prompt": "a red ball rolls to the right"}, {"prompt": "the red ball bounces"}],
+    "style": None,
+    "seed": None,
+    "constraints": [],
+    "entities": {"ball": ["red"]},
+}
+
+
+def understander(server, tmp_path=None, timeout=5.0, retries=0):
+    client = LLMClient(
+        "test-model",
+        base_url=server.url if server else "http://127.0.0.1:9/v1",
+        timeout=timeout,
+        max_retries=retries,
+        cache_dir=tmp_path,
+    )
+    return RequestUnderstander(client)
+
+
+def assert_parser_fallback(result, *words):
+    assert result.engine == "parser"
+    assert [s.prompt for s in result.request.scenes] == [
+        "a red ball rolls to the right",
+        "the red ball bounces",
+    ]
+    for word in words:
+        assert word in result.fallback, result.fallback
+    assert result.reason.startswith("deterministic parser: ")
+
+
+def test_llm_answer_is_used_and_cached(llm_server, tmp_path):
+    answer = dict(GOOD, scenes=[{"prompt": "a red ball rolls to the right", "seconds": 2}, GOOD["scenes"][1]])
+    llm_server.script(json.dumps(answer))
+    first = understander(llm_server, tmp_path).understand(REQUEST)
+    assert first.engine == "llm:test-model" and first.fallback is None and not first.cached
+    assert first.request.scenes[0].seconds == 2
+    assert llm_server.requests[0]["response_format"]["type"] == "json_schema"
+    again = understander(llm_server, tmp_path).understand(REQUEST)
+    assert again.cached and again.request == first.request and len(llm_server.requests) == 1
+
+
+def test_endpoint_down():
+    assert_parser_fallback(understander(None).understand(REQUEST), "could not answer", "ConnectionError")
+
+
+def test_timeout(llm_server):
+    llm_server.script(Reply(json.dumps(GOOD), delay=1.5))
+    assert_parser_fallback(understander(llm_server, timeout=0.3).understand(REQUEST), "TimeoutError")
+
+
+@pytest.mark.parametrize("status, error", [(429, "429"), (503, "503")])
+def test_429_and_5xx_are_retried_then_fall_back(llm_server, status, error):
+    llm_server.default = Reply(status=status)
+    result = understander(llm_server, retries=1).understand(REQUEST)
+    assert_parser_fallback(result, error)
+    assert len(llm_server.requests) == 2  # the first try and one retry
+
+
+def test_429_then_5xx_then_an_answer_succeeds_on_retry(llm_server):
+    llm_server.script(Reply(status=429), Reply(status=502), json.dumps(GOOD))
+    result = understander(llm_server, retries=2).understand(REQUEST)
+    assert result.engine == "llm:test-model" and result.fallback is None
+    assert len(llm_server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "reply, why",
+    [
+        (Reply("{'scenes': [oops"), "unusable"),
+        (Reply(""), "unusable"),
+        (Reply(raw=b"{not json at all"), "JSONDecodeError"),
+        (Reply(raw=b""), "JSONDecodeError"),
+    ],
+    ids=["malformed-json-content", "empty-content", "malformed-body", "empty-body"],
+)
+def test_malformed_or_empty_json(llm_server, reply, why):
+    llm_server.script(reply)
+    assert_parser_fallback(understander(llm_server).understand(REQUEST), why)
+
+
+def test_schema_mismatch(llm_server):
+    llm_server.script(json.dumps({"scenes": "a red ball", "mood": "happy"}))
+    result = understander(llm_server).understand(REQUEST)
+    assert_parser_fallback(result, "unusable")
+    assert "scenes" in result.fallback
+
+
+def test_answer_dropping_the_subject(llm_server):
+    off = dict(GOOD, scenes=[{"prompt": "a blue square rolls to the right"}, {"prompt": "it bounces"}])
+    llm_server.script(json.dumps(off))
+    result = understander(llm_server).understand(REQUEST)
+    assert_parser_fallback(result, "dropped the subject", "'red ball'")
+    assert "blue square" in result.llm_answer
