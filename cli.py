@@ -104,7 +104,7 @@ DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps.
 @app.command()
 def generate(
     ctx: typer.Context,
-    prompt: str = PromptArg,
+    prompt: str = typer.Argument(None, help="What the video should show (not with --resume)."),
     out_dir: Path = typer.Option(None, "--out", help="Run folder (default: outputs/<timestamp>-<slug>/)."),
     seed: int = SeedOpt,
     steps: int = StepsOpt,
@@ -116,10 +116,23 @@ def generate(
         False, "--overwrite", help="Replace the results in an existing --out folder."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
+    resume: Path = typer.Option(
+        None, "--resume", help="Continue a killed run in this folder from its last finished step."
+    ),
 ) -> None:
     """Generate a video: video.mp4, video.gif, sheet.png and manifest.json in a run folder."""
     from agent import runner
     from reelgraph.runs import default_run_dir
+
+    if resume is not None:
+        if prompt is not None:
+            raise typer.BadParameter("give a PROMPT or --resume RUN_DIR, not both", param_hint="--resume")
+        with _step_progress() as progress:
+            state = runner.resume(_settings(ctx).settings, resume, progress=progress)
+        _report(state, as_json)
+        return
+    if prompt is None:
+        raise typer.BadParameter("what should the video show?", param_hint="PROMPT")
 
     settings = _settings(
         ctx,
@@ -133,6 +146,10 @@ def generate(
     run_dir = out_dir or default_run_dir(settings.output_dir, prompt)
     with _step_progress() as progress:
         state = runner.generate(settings, prompt, run_dir, overwrite=overwrite, progress=progress)
+    _report(state, as_json)
+
+
+def _report(state, as_json: bool) -> None:
     for warning in state.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     paths = {

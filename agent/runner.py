@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from agent.graph import run_graph
+from agent.resume import resume as resume_run
+from agent.resume import run_checkpointed, saved_settings
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
 from generation.service import GenerationService, ProgressHook
-from reelgraph.runs import RunFolder
 from reelgraph.settings import Settings
 
 
@@ -62,8 +64,35 @@ def generate(
     services: Services | None = None,
     progress: ProgressHook | None = None,
 ) -> RunState:
+    scenes = [SceneRequest(prompt=prompt, num_frames=settings.num_frames)]
+    return generate_scenes(settings, scenes, run_dir, overwrite, services, progress)
+
+
+def generate_scenes(
+    settings: Settings,
+    scenes: list[SceneRequest],
+    run_dir: Path,
+    overwrite: bool = False,
+    services: Services | None = None,
+    progress: ProgressHook | None = None,
+    origin: dict[str, Any] | None = None,
+) -> RunState:
+    """Generate a video of one or more scenes, checkpointed after every node (:mod:`agent.resume`).
+
+    ``origin`` (e.g. the chat turn that asked for it) is recorded in the manifest.
+    """
     services = services or make_services(settings, progress)
-    request = make_request(settings, services, [SceneRequest(prompt=prompt, num_frames=settings.num_frames)])
-    # A plan that fails validation raises before any weights load, and RunFolder removes the folder.
-    with RunFolder(run_dir, overwrite=overwrite) as folder:
-        return run_graph(services, RunState(mode="generate", request=request, run_dir=str(folder)))
+    request = make_request(settings, services, scenes)
+    # A plan that fails validation raises before any weights load, and the folder is removed again.
+    state = RunState(mode="generate", request=request, run_dir=str(run_dir), origin=origin or {})
+    return run_checkpointed(services, state, settings, overwrite=overwrite)
+
+
+def resume(settings: Settings, run_dir: Path, progress: ProgressHook | None = None) -> RunState:
+    """Continue a killed run (``generate --resume``) with the settings it was started with.
+
+    Only the LLM key comes from ``settings`` (the current ones): it is never saved.
+    """
+    saved = saved_settings(run_dir)
+    started_with = Settings.model_validate({**saved, "llm_api_key": settings.llm_api_key})
+    return resume_run(Path(run_dir), make_services(started_with, progress))

@@ -97,6 +97,7 @@ class RunState(BaseModel):
     manifest_path: str | None = None
     timings: dict[str, float] = {}
     warnings: list[str] = []
+    origin: dict[str, Any] = {}  # where the request came from (a chat turn and its edits), for the manifest
 
     @property
     def scene(self) -> ScenePlan:

@@ -57,6 +57,7 @@ def build_manifest(state: RunState, services: Services, outputs: OutputFiles) ->
             "fps": outputs.fps,
         },
         "plan": state.plan_view(),
+        **({"origin": state.origin} if state.origin else {}),
         "timings": {name: round(seconds, 3) for name, seconds in state.timings.items()},
         "warnings": state.warnings,
         "outputs": {"video": "video.mp4", "gif": "video.gif", "sheet": "sheet.png"},
