@@ -99,6 +99,16 @@ GuidanceOpt = typer.Option(
 FramesOpt = typer.Option(None, "--frames", min=1, help="Number of frames (default: one clip).")
 ModelOpt = typer.Option(None, "--model", help="'toy', a diffusers folder or a hub id.")
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps.")
+ImageOpt = typer.Option(
+    None, "--image", help="Start the video from this image: it becomes the first frame, then moves."
+)
+TuneOpt = typer.Option(
+    None, "--tune/--no-tune", help="Motion-prior tuning always / never (default: for rare motions)."
+)
+
+
+def _tuning_mode(tune: bool | None) -> str | None:
+    return None if tune is None else ("always" if tune else "never")
 
 
 @app.command()
@@ -112,10 +122,12 @@ def generate(
     frames: int = FramesOpt,
     model: str = ModelOpt,
     device: str = DeviceOpt,
+    tune: bool = TuneOpt,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the results in an existing --out folder."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
+    image: Path = ImageOpt,
     resume: Path = typer.Option(
         None, "--resume", help="Continue a killed run in this folder from its last finished step."
     ),
@@ -129,7 +141,7 @@ def generate(
             raise typer.BadParameter("give a PROMPT or --resume RUN_DIR, not both", param_hint="--resume")
         with _step_progress() as progress:
             state = runner.resume(_settings(ctx).settings, resume, progress=progress)
-        _report(state, as_json)
+        _report_run(state, as_json)
         return
     if prompt is None:
         raise typer.BadParameter("what should the video show?", param_hint="PROMPT")
@@ -142,14 +154,21 @@ def generate(
         num_frames=frames,
         model=model,
         device=device,
+        motion_tuning=_tuning_mode(tune),
     ).settings
     run_dir = out_dir or default_run_dir(settings.output_dir, prompt)
     with _step_progress() as progress:
-        state = runner.generate(settings, prompt, run_dir, overwrite=overwrite, progress=progress)
-    _report(state, as_json)
+        state = runner.generate(
+            settings, prompt, run_dir, overwrite=overwrite, progress=progress, image=_absolute(image)
+        )
+    _report_run(state, as_json)
 
 
-def _report(state, as_json: bool) -> None:
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser().resolve()
+
+
+def _report_run(state, as_json: bool) -> None:
     for warning in state.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     paths = {
@@ -164,6 +183,38 @@ def _report(state, as_json: bool) -> None:
     out.print(f"[bold green]Done[/] in {sum(state.timings.values()):.1f}s (seed {state.request.seed}).")
     for name, path in paths.items():
         out.print(f"  {name:9s}{path}")
+
+
+@app.command()
+def storyboard(
+    ctx: typer.Context,
+    file: Path = typer.Argument(
+        ..., help="Scenes: YAML or JSON (scenes: [{prompt, frames}]) or text, one per line."
+    ),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder (default: outputs/<timestamp>-<slug>/)."),
+    seed: int = SeedOpt,
+    steps: int = StepsOpt,
+    guidance: float = GuidanceOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the results in an existing --out folder."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
+) -> None:
+    """Generate one video from a storyboard; each scene continues from the previous scene's last frames."""
+    from agent import runner
+    from agent.storyboard import parse_storyboard
+    from reelgraph.runs import default_run_dir
+
+    settings = _settings(
+        ctx, seed=seed, num_inference_steps=steps, guidance_scale=guidance, model=model, device=device
+    ).settings
+    scenes = parse_storyboard(file, max_frames=settings.max_video_frames)
+    run_dir = out_dir or default_run_dir(settings.output_dir, scenes[0].prompt)
+    with _step_progress() as progress:
+        state = runner.generate_scenes(settings, scenes, run_dir, overwrite=overwrite, progress=progress)
+    _report_run(state, as_json)
 
 
 class _step_progress:
@@ -206,9 +257,11 @@ def plan(
     frames: int = FramesOpt,
     model: str = ModelOpt,
     device: str = DeviceOpt,
+    tune: bool = TuneOpt,
     as_json: bool = typer.Option(
         False, "--json", help="Print the plan as JSON (shape documented in the README)."
     ),
+    image: Path = ImageOpt,
 ) -> None:
     """Show the plan the graph would run: tools, references, costs. Loads no diffusion model."""
     from agent import runner
@@ -221,8 +274,9 @@ def plan(
         num_frames=frames,
         model=model,
         device=device,
+        motion_tuning=_tuning_mode(tune),
     ).settings
-    state = runner.plan(settings, prompt)
+    state = runner.plan(settings, prompt, image=_absolute(image))
     view = state.plan_view()
     if as_json:
         _print_json(view)
@@ -248,6 +302,51 @@ def _print_plan(view: dict) -> None:
     out.print(
         f"Estimated: {est['seconds']} s, peak memory {est['peak_memory_gb']} GB on {est.get('device', '?')}."
     )
+
+
+# -- motion priors -----------------------------------------------------------------------------------
+@app.command()
+def tune(
+    ctx: typer.Context,
+    prompt: str = typer.Option(..., "--prompt", help="The prompt whose motion the LoRA should carry."),
+    video: str = typer.Option(
+        None,
+        "--video",
+        help="Pool id (pool:videoid or videoid) or a video file (default: the best pool match).",
+    ),
+    steps: int = typer.Option(None, "--steps", min=1, help="Tuning steps (default 150)."),
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    detector: str = typer.Option(None, "--detector", help="Keyframe detector: toy or grounding-dino."),
+    as_json: bool = typer.Option(False, "--json", help="Print the job and its outcome as JSON."),
+) -> None:
+    """Distil a video's motion into a temporal LoRA for the model (Search-T2V §4.3); cached by content."""
+    from generation.service import GenerationService
+    from motion_prior.tuner import MotionTuner
+
+    settings = _settings(ctx, model=model, device=device, tune_steps=steps, detector=detector).settings
+    with _step_progress() as progress:
+        tuner = MotionTuner(settings, GenerationService(settings, progress=progress), progress=progress)
+        job = tuner.plan(prompt, video=video)
+        outcome = tuner.run(job)
+    if as_json:
+        _print_json({"job": job.model_dump(mode="json"), "outcome": outcome.model_dump(mode="json")})
+        return
+    frames = job.keyframes
+    out.print(f"video     {escape(job.video.id)} ({escape(job.video.caption or job.video.path)})")
+    out.print(
+        f"keyframes {frames.span[0]}-{frames.span[1]} of {frames.video_frames}, crop "
+        f"{tuple(round(v, 1) for v in frames.crop)}, {frames.fallback or 'objects: ' + ', '.join(frames.queries)}"
+    )
+    out.print(f"training  {escape(job.training_prompt)!r}, {job.config.steps} steps, rank {job.config.rank}")
+    if outcome.cache_hit:
+        out.print(f"[bold green]cache hit[/] {outcome.lora_path}")
+    else:
+        loss = outcome.loss
+        out.print(
+            f"[bold green]tuned[/] in {outcome.seconds:.1f}s (loss {loss.get('first', 0):.3f} -> "
+            f"{loss.get('last', 0):.3f}); cache miss, saved {outcome.lora_path}"
+        )
 
 
 # -- memory: index / units / search ----------------------------------------------------------------
@@ -528,6 +627,25 @@ def toy_render(
 
     csv_path = render_pool(n, out_dir, seed=seed, frames=frames)
     out.print(f"Rendered {n} videos of {frames} frames: {csv_path}")
+
+
+@toy_app.command("train")
+def toy_train(
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Model folder to write (resume state in DIR/.checkpoint)."
+    ),
+    minutes: float = typer.Option(
+        85.0, "--minutes", min=0.1, help="Wall-time budget, counted across resumes."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint and start over."),
+) -> None:
+    """Train the toy text-to-video model (VAE, then UNet) on freshly rendered toy clips."""
+    from toyworld.train import train_toy_model
+
+    folder = train_toy_model(out_dir, minutes=minutes, device=device, resume=not fresh, seed=seed)
+    out.print(f"Model: {folder}  (loss curve: {folder / 'loss_curve.png'}, card: {folder / 'MODEL_CARD.md'})")
 
 
 @app.command("probe")

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from agent import long_video
 from agent.graph import run_graph
 from agent.resume import resume as resume_run
 from agent.resume import run_checkpointed, saved_settings
@@ -24,16 +25,19 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
     from agent.tools.rewriter import make_rewriter
     from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
+    from motion_prior.tuner import MotionTuner
 
     generator = GenerationService(settings, progress=progress)
+    retriever = PoolRetrieval(settings)
     return Services(
         generator=generator,
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
-        retriever=PoolRetrieval(settings),
+        retriever=retriever,
         rewriter=make_rewriter(settings) if settings.rewrite else None,
         noise=NoiseSupportService(settings, lambda: generator.model_info),
         pos=PosPolicy.from_settings(settings),
+        tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
     )
 
 
@@ -47,12 +51,20 @@ def make_request(settings: Settings, services: Services, scenes: list[SceneReque
         guidance_scale=services.generator.default_guidance(),
         eta=settings.eta,
         negative_prompt=settings.negative_prompt,
+        extension=long_video.params_from_settings(settings),
+        max_frames=settings.max_video_frames,
     )
 
 
-def plan(settings: Settings, prompt: str, services: Services | None = None) -> RunState:
+def _single_scene(settings: Settings, prompt: str, image: Path | None) -> list[SceneRequest]:
+    return [SceneRequest(prompt=prompt, num_frames=settings.num_frames, image=str(image) if image else None)]
+
+
+def plan(
+    settings: Settings, prompt: str, services: Services | None = None, image: Path | None = None
+) -> RunState:
     services = services or make_services(settings)
-    request = make_request(settings, services, [SceneRequest(prompt=prompt, num_frames=settings.num_frames)])
+    request = make_request(settings, services, _single_scene(settings, prompt, image))
     return run_graph(services, RunState(mode="plan", request=request))
 
 
@@ -63,9 +75,11 @@ def generate(
     overwrite: bool = False,
     services: Services | None = None,
     progress: ProgressHook | None = None,
+    image: Path | None = None,
 ) -> RunState:
-    scenes = [SceneRequest(prompt=prompt, num_frames=settings.num_frames)]
-    return generate_scenes(settings, scenes, run_dir, overwrite, services, progress)
+    return generate_scenes(
+        settings, _single_scene(settings, prompt, image), run_dir, overwrite, services, progress
+    )
 
 
 def generate_scenes(
@@ -77,7 +91,8 @@ def generate_scenes(
     progress: ProgressHook | None = None,
     origin: dict[str, Any] | None = None,
 ) -> RunState:
-    """Generate a video of one or more scenes, checkpointed after every node (:mod:`agent.resume`).
+    """Generate a video of one or more scenes (a storyboard, each scene continuing the one before),
+    checkpointed after every node (:mod:`agent.resume`).
 
     ``origin`` (e.g. the chat turn that asked for it) is recorded in the manifest.
     """

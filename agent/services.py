@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.tools.pos_policy import NoiseSupport, PosPolicy
+from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo
 from generation.requests import ClipRequest, ClipResult
 
@@ -27,11 +28,33 @@ class VideoGenerator(Protocol):
 
     def check_clip(self, request: ClipRequest) -> None: ...
 
-    def sample_clip(self, request: ClipRequest, latents_path: Path, label: str = ...) -> ClipResult: ...
+    def sample_clip(
+        self,
+        request: ClipRequest,
+        latents_path: Path,
+        label: str = ...,
+        extension: ClipStartSpec | None = ...,
+    ) -> ClipResult: ...
 
-    def write_outputs(self, latents_paths: list[Path], run_dir: Path, caption: str) -> dict: ...
+    def write_outputs(
+        self,
+        latents_paths: list[Path],
+        run_dir: Path,
+        caption: str,
+        kept: list[tuple[int, int] | None] | None = ...,
+    ) -> dict: ...
 
     def scheduler_config(self) -> dict: ...
+
+
+class MotionTuner(Protocol):
+    """Plans and runs motion-prior tuning (implemented by ``motion_prior.tuner.MotionTuner``)."""
+
+    def plan_scene(
+        self, prompt: str, units: dict[str, Any] | None, references: dict[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    def tune(self, job: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class UnitParser(Protocol):
@@ -70,3 +93,4 @@ class Services:
     rewriter: PromptRewriter | None = None
     noise: NoiseSupport | None = None
     pos: PosPolicy = field(default_factory=PosPolicy)
+    tuner: MotionTuner | None = None

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from generation.clip_plan import ExtensionParams
 from generation.requests import ClipRequest, ClipResult, NoiseSpec, OutputFiles
 from reelgraph.errors import ReelgraphError
 
@@ -40,6 +41,7 @@ class SceneRequest(BaseModel):
 
     prompt: str
     num_frames: int | None = None
+    image: str | None = None  # the scene starts from this image (its first frames)
 
 
 class RunRequest(BaseModel):
@@ -51,6 +53,8 @@ class RunRequest(BaseModel):
     guidance_scale: float
     eta: float = 0.0
     negative_prompt: str = ""
+    extension: ExtensionParams = Field(default_factory=ExtensionParams)
+    max_frames: int | None = None  # the longest video a request may ask for (all scenes together)
 
 
 class ScenePlan(BaseModel):
@@ -60,6 +64,7 @@ class ScenePlan(BaseModel):
     prompt: str
     num_frames: int
     seed: int
+    image: str | None = None
     units: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
     references: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
     rewrite: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
@@ -114,21 +119,36 @@ class RunState(BaseModel):
         """The scene list with the same tool decision in every scene."""
         return [scene.model_copy(update=tools) for scene in self.scenes]
 
-    def clip_request(self, scene: ScenePlan) -> ClipRequest:
-        """The sampling request for a scene's clip, from the run's options and the POS decisions."""
+    def clip_request(
+        self, scene: ScenePlan, num_frames: int | None = None, seed: int | None = None
+    ) -> ClipRequest:
+        """The sampling request for a scene's clip, from the run's options and the POS decisions.
+
+        ``num_frames`` and ``seed`` default to the scene's; a long scene's clips
+        pass their own (see :mod:`agent.long_video`).
+        """
         rewritten = getattr(scene.rewrite, "text", None) if scene.rewrite.status == "done" else None
         return ClipRequest(
             prompt=scene.prompt,
             negative_prompt=self.request.negative_prompt,
-            num_frames=scene.num_frames,
+            num_frames=scene.num_frames if num_frames is None else num_frames,
             num_inference_steps=self.request.num_inference_steps,
             guidance_scale=self.request.guidance_scale,
             eta=self.request.eta,
-            seed=scene.seed,
+            seed=scene.seed if seed is None else seed,
             rewritten_prompt=rewritten,
             gamma=getattr(scene.rewrite, "gamma", 0.0) if rewritten else 0.0,
             noise=NoiseSpec.model_validate(getattr(scene.noise, "spec", None) or {}),
+            **self._lora(scene),
         )
+
+    @staticmethod
+    def _lora(scene: ScenePlan) -> dict[str, Any]:
+        """The scene's tuned motion LoRA for sampling, once ``tune_motion`` has made it."""
+        if scene.tuning.status != "done":
+            return {}
+        extra = scene.tuning.model_extra
+        return {"lora_path": extra.get("lora_path"), "lora_scale": extra.get("lora_scale", 1.0)}
 
     @property
     def work_dir(self) -> Path:

@@ -121,7 +121,10 @@ def train_npnet_on_pool(
     captions, targets = inversion_pairs(settings, model, pool, limit)
     with torch.no_grad():
         contexts = torch.cat(
-            [model.encode_prompt(captions[i : i + 64]).embeds.float().cpu() for i in range(0, len(captions), 64)]
+            [
+                model.encode_prompt(captions[i : i + 64]).embeds.float().cpu()
+                for i in range(0, len(captions), 64)
+            ]
         )
     net, report = train_npnet(
         contexts, targets, minutes=minutes, max_steps=max_steps, seed=seed, progress=progress

@@ -39,6 +39,8 @@ class ClipRequest(BaseModel):
     rewritten_prompt: str | None = Field(None, description="POS rewrite; conditions the first steps")
     gamma: float = Field(0.0, ge=0, le=1, description="share of steps conditioned on the rewrite (eq. 8)")
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
+    lora_path: str | None = Field(None, description="temporal LoRA applied while sampling (motion priors)")
+    lora_scale: float = Field(1.0, ge=0)
 
 
 class ClipResult(BaseModel):
@@ -50,6 +52,11 @@ class ClipResult(BaseModel):
     seconds: float
     warnings: list[str] = []
     details: dict[str, Any] = Field(default_factory=dict, description="what the sampler did, e.g. noise")
+    # Long videos (generation.clip_plan): how the clip started, the frames the video keeps, and the
+    # file that carries what the next clip needs (VidRD's prompt frames).
+    start: str = "noise"
+    kept: tuple[int, int] | None = None
+    handoff_path: str | None = None
 
 
 class OutputFiles(BaseModel):

@@ -8,11 +8,13 @@ never sees a tensor: only requests, paths and numbers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo, locate_model, read_model_info
 from generation.requests import ClipRequest, ClipResult
 from reelgraph.errors import ReelgraphError
@@ -47,7 +49,8 @@ class GenerationService:
             raise ReelgraphError(
                 f"{request.num_frames} frames cannot be made in one clip by {info.model_id!r}.",
                 why=f"this model makes clips of 2 to {info.num_frames} frames.",
-                fix=f"ask for --frames between 2 and {info.num_frames}.",
+                fix=f"ask for --frames 2 or more (longer than {info.num_frames}: the video is extended "
+                "clip by clip).",
             )
         if not request.prompt.strip():
             raise ReelgraphError(
@@ -71,11 +74,23 @@ class GenerationService:
     def scheduler_config(self) -> dict:
         return dict(self.model.scheduler_config)
 
-    def sample_clip(self, request: ClipRequest, latents_path: Path, label: str = "sampling") -> ClipResult:
-        """Denoise one clip from Gaussian noise and save its latents ``(1, C, F, h, w)``."""
+    def sample_clip(
+        self,
+        request: ClipRequest,
+        latents_path: Path,
+        label: str = "sampling",
+        extension: ClipStartSpec | None = None,
+    ) -> ClipResult:
+        """Denoise one clip and save its latents ``(1, C, F, h, w)``.
+
+        From Gaussian noise; or, with ``extension``, as a clip of a long video
+        (VidRD §4.3: from the previous clip's prompt frames or an image, see
+        :mod:`generation.long_video`), leaving what the next clip needs.
+        """
         import torch
         from safetensors.torch import save_file
 
+        from generation.adapters import applied_lora
         from generation.pos import initial_noise, text_conditioning
         from generation.sampling import StepInfo, sample_ddim
         from reelgraph.atomic import atomic_path
@@ -99,13 +114,29 @@ class GenerationService:
         conditioning, text_details, text_warnings = text_conditioning(model, request, prompt.embeds)
         warnings.extend(text_warnings)
 
+        setup = None
+        if extension is not None:
+            from generation.long_video import ClipSetup
+
+            setup = ClipSetup.create(
+                model, extension, request.num_inference_steps, prompt.embeds, latents, generator
+            )
+            latents = setup.initial_latents(latents)
+
         def on_step(info: StepInfo) -> None:
             if self.progress is not None:
                 self.progress(label, info.step + 1, info.num_steps)
 
-        with torch.inference_mode(), model.denoising():
+        # The LoRA goes in first (outside inference mode: its weights are parameters) and out last.
+        lora = applied_lora(model.unet, request.lora_path, request.lora_scale)
+        with (
+            lora,
+            torch.inference_mode(),
+            model.denoising(),
+            setup.installed() if setup else contextlib.nullcontext(),
+        ):
             latents = sample_ddim(
-                model,
+                setup.denoiser if setup else model,
                 model.make_scheduler(),
                 latents,
                 conditioning,
@@ -114,8 +145,11 @@ class GenerationService:
                 guidance_scale=request.guidance_scale,
                 eta=request.eta,
                 generator=generator,
+                latents_hook=setup.hook if setup else None,
                 callback=on_step,
             )
+            if setup is not None:
+                latents = setup.finish(latents)
         with atomic_path(latents_path) as tmp:
             save_file({"latents": latents.float().cpu().contiguous()}, str(tmp))
         return ClipResult(
@@ -125,6 +159,8 @@ class GenerationService:
             seconds=time.perf_counter() - started,
             warnings=warnings,
             details={"noise": noise_details, **text_details},
+            start=extension.start if extension else "noise",
+            handoff_path=extension.handoff_path if extension else None,
         )
 
     # -- POS's stores ------------------------------------------------------------------------
@@ -140,22 +176,33 @@ class GenerationService:
 
         return load_npnet(path, self.model.device)
 
-    def decode_clip(self, latents_path: Path):
-        """Saved latents to ``(F, H, W, 3)`` uint8 frames."""
+    def decode_clip(self, latents_path: Path, kept: tuple[int, int] | None = None):
+        """Saved latents to ``(F, H, W, 3)`` uint8 frames; only frames ``[kept[0], kept[1])`` when given."""
         import torch
         from safetensors.torch import load_file
 
         from generation.backend import frames_to_uint8
 
-        latents = load_file(str(latents_path))["latents"].to(self.model.device, self.model.dtype)
+        latents = load_file(str(latents_path))["latents"]
+        if kept is not None:
+            latents = latents[:, :, kept[0] : kept[1]]
+        latents = latents.to(self.model.device, self.model.dtype)
         with torch.inference_mode():
             return frames_to_uint8(self.model.decode_latents(latents))[0]
 
-    def write_outputs(self, latents_paths: list[Path], run_dir: Path, caption: str) -> dict:
+    def write_outputs(
+        self,
+        latents_paths: list[Path],
+        run_dir: Path,
+        caption: str,
+        kept: list[tuple[int, int] | None] | None = None,
+    ) -> dict:
+        """Decode clip by clip (only each clip's ``kept`` frames) and stream them into the viewing files."""
         from generation.outputs import write_outputs
 
+        kept = kept or [None] * len(latents_paths)
         files = write_outputs(
-            (self.decode_clip(path) for path in latents_paths),
+            (self.decode_clip(path, window) for path, window in zip(latents_paths, kept, strict=True)),
             run_dir,
             caption,
             fps=self.model_info.fps,

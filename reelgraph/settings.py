@@ -56,6 +56,30 @@ class Settings(BaseModel):
     num_frames: int | None = Field(None, ge=1, description="frames to generate; unset: one clip")
     negative_prompt: str = Field("", description="text to steer away from (the unconditional context)")
     seed: int | None = Field(None, ge=0, description="base seed; unset: drawn at random and recorded")
+    # -- long videos (VidRD §4.3; docs/long-videos.md) ------------------------------------
+    extension_mode: Literal["vidrd", "independent"] = Field(
+        "vidrd", description="clips after the first: VidRD extension, or independent clips joined end to end"
+    )
+    extension_pns: bool = Field(True, description="VidRD past-dependent noise sampling (eq. 7) on top of FNR")
+    extension_dsg: bool = Field(True, description="VidRD denoising with staged guidance (eq. 8)")
+    extension_prompt_frames: int | None = Field(
+        None, ge=1, description="M, frames a clip takes from the previous one; unset: half a clip"
+    )
+    extension_alpha: float = Field(
+        4.0, ge=0, description="VidRD α: share of the previous clip's noise (eq. 7)"
+    )
+    extension_beta: float = Field(0.4, ge=0, le=1, description="VidRD β: extent of staged guidance (eq. 8)")
+    extension_keep: Literal["all", "new"] = Field(
+        "new",
+        description="frames of an extension clip in the video: all, or new (prompt frames not repeated)",
+    )
+    scene_continuation: bool = Field(
+        True, description="each storyboard scene starts from the previous scene's last frames"
+    )
+    anchor_first_clip: bool = Field(
+        False, description="every clip also attends to the video's first frame (training-free ART-V anchor)"
+    )
+    max_video_frames: int = Field(1024, ge=1, description="longest video (all scenes) a request may ask for")
     # -- output -----------------------------------------------------------------------------
     output_dir: Path = Field(Path("outputs"), description="parent folder of run folders")
     view_scale: int = Field(8, ge=1, le=32, description="enlargement of small videos in mp4/gif/sheet")
@@ -96,6 +120,25 @@ class Settings(BaseModel):
         description="ONA's video: caption (POS eq. 3: nearest caption) or motion (top motion-prior hit)",
     )
     npnet: str | None = Field(None, description="NPNet weights; unset: the model's own, when it has one")
+    # -- motion priors (Search-T2V §4.3) ---------------------------------------------------------
+    motion_tuning: Literal["auto", "always", "never"] = Field(
+        "auto", description="temporal-LoRA motion tuning: auto (rare motions only), always or never"
+    )
+    rare_motions: str | None = Field(
+        None, description="comma-separated motions to tune for; unset: the model's reelgraph.json"
+    )
+    tune_steps: int = Field(150, ge=1, description="motion tuning: optimiser steps")
+    tune_rank: int = Field(8, ge=1, description="motion tuning: LoRA rank")
+    tune_learning_rate: float = Field(2e-3, gt=0, description="motion tuning: AdamW learning rate")
+    tune_transformer_in: bool = Field(False, description="motion tuning: also adapt transformer_in")
+    tune_gradient_checkpointing: bool = Field(False, description="motion tuning: save memory on large UNets")
+    lora_scale: float = Field(1.0, ge=0, description="strength of a motion LoRA while sampling")
+    detector: str = Field("toy", description="keyframe detector: toy or grounding-dino")
+    detector_model: str | None = Field(None, description="GroundingDINO folder or hub id")
+    keyframe_margin: float = Field(0.25, ge=0, description="keyframe crop: context around the objects")
+    keyframe_min_crop: float = Field(
+        0.75, ge=0, le=1, description="keyframe crop: shortest side as a fraction of the frame's"
+    )
 
     @property
     def cache_dir(self) -> Path:

@@ -16,4 +16,16 @@ def tiny_model_dir(tmp_path_factory):
     return save_modelscope_layout(tiny_components(), tmp_path_factory.mktemp("tiny-t2v"))
 
 
+@pytest.fixture(scope="session")
+def short_clip_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny checkpoint with a clip length of 4 frames, so long videos take many cheap clips."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny-4") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": 4, "fps": 8}))
+    return folder
+
+
 from tests.llm_server import llm_server  # noqa: E402, F401 - the scripted OpenAI-compatible server fixture

@@ -9,6 +9,7 @@ import pytest
 from agent.graph import build_graph, route_after_planning, route_next_scene
 from agent.services import Services
 from agent.state import RunRequest, RunState, ScenePlan, SceneRequest
+from generation.clip_plan import ExtensionParams
 from generation.model_info import ModelInfo
 from generation.requests import ClipRequest, ClipResult
 from reelgraph.errors import ReelgraphError
@@ -38,7 +39,9 @@ class FakeGenerator:
 
     def __init__(self):
         self.sampled: list[ClipRequest] = []
+        self.extensions: list = []  # the ClipStartSpec of each sampled clip (None for plain clips)
         self.written: list[list[Path]] = []
+        self.kept: list = []
 
     def default_guidance(self) -> float:
         return 7.0
@@ -47,16 +50,28 @@ class FakeGenerator:
         if request.num_frames > 8:
             raise ReelgraphError("too long")
 
-    def sample_clip(self, request: ClipRequest, latents_path: Path, label: str = "sampling") -> ClipResult:
+    def sample_clip(
+        self, request: ClipRequest, latents_path: Path, label: str = "sampling", extension=None
+    ) -> ClipResult:
         self.sampled.append(request)
+        self.extensions.append(extension)
         latents_path.parent.mkdir(parents=True, exist_ok=True)
         latents_path.write_bytes(b"latents")
+        handoff = extension.handoff_path if extension else None
+        if handoff:
+            Path(handoff).write_bytes(b"handoff")
         return ClipResult(
-            latents_path=str(latents_path), num_frames=request.num_frames, seed=request.seed, seconds=0.1
+            latents_path=str(latents_path),
+            num_frames=request.num_frames,
+            seed=request.seed,
+            seconds=0.1,
+            start=extension.start if extension else "noise",
+            handoff_path=handoff,
         )
 
-    def write_outputs(self, latents_paths, run_dir, caption) -> dict:
+    def write_outputs(self, latents_paths, run_dir, caption, kept=None) -> dict:
         self.written.append(list(latents_paths))
+        self.kept.append(kept)
         for name in ("video.mp4", "video.gif", "sheet.png"):
             (run_dir / name).write_bytes(b"x")
         return {
@@ -73,9 +88,13 @@ class FakeGenerator:
         return {"_class_name": "DDIMScheduler"}
 
 
-def _state(mode, prompts, run_dir=None):
+def _state(mode, prompts, run_dir=None, **extension):
     request = RunRequest(
-        scenes=[SceneRequest(prompt=p) for p in prompts], seed=100, num_inference_steps=5, guidance_scale=7.0
+        scenes=[SceneRequest(prompt=p) for p in prompts],
+        seed=100,
+        num_inference_steps=5,
+        guidance_scale=7.0,
+        extension=ExtensionParams(**extension),
     )
     return RunState(mode=mode, request=request, run_dir=run_dir)
 
@@ -103,7 +122,10 @@ def test_plan_stops_before_gpu_nodes():
 def test_generate_loops_over_scenes_with_their_seeds(tmp_path):
     generator = FakeGenerator()
     state = _state(
-        "generate", ["a red ball rolls", "the red ball bounces", "it stops"], run_dir=str(tmp_path)
+        "generate",
+        ["a red ball rolls", "the red ball bounces", "it stops"],
+        run_dir=str(tmp_path),
+        continue_scenes=False,  # independent scenes: one clip each (continuation: test_long_video_graph.py)
     )
     result = RunState.model_validate(build_graph(Services(generator)).invoke(state))
     assert [r.prompt for r in generator.sampled] == ["a red ball rolls", "the red ball bounces", "it stops"]
@@ -116,9 +138,10 @@ def test_generate_loops_over_scenes_with_their_seeds(tmp_path):
 
 def test_invalid_scene_fails_during_planning(tmp_path):
     generator = FakeGenerator()
-    state = _state("generate", ["a ball"], run_dir=str(tmp_path))
+    # 20 frames need clip extension; 8 prompt frames cannot fit in the fake model's 8-frame clips.
+    state = _state("generate", ["a ball"], run_dir=str(tmp_path), prompt_frames=8)
     state.request.scenes[0].num_frames = 20
-    with pytest.raises(ReelgraphError, match="too long"):
+    with pytest.raises(ReelgraphError, match="do not fit"):
         build_graph(Services(generator)).invoke(state)
     assert generator.sampled == []
 

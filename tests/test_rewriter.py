@@ -143,7 +143,9 @@ def test_offline_adverb_follows_an_object_and_adjective_respects_existing_ones(o
         "a lone red ball pushes a blue box along smoothly."
     )
     # "sandy" describes the ground in a phrase, even when the parser roots the caption in "on".
-    assert offline.enrich(PROMPT, ["on sandy ground, a cyan ball that expands", "on sandy ground"], 20) == PROMPT
+    assert (
+        offline.enrich(PROMPT, ["on sandy ground, a cyan ball that expands", "on sandy ground"], 20) == PROMPT
+    )
 
 
 def test_offline_scene_needs_two_references_and_a_prompt_without_one(offline):

@@ -171,7 +171,7 @@ def evaluate_config(
 ) -> dict[str, Any]:
     """Generate and score ``samples`` clips per prompt under one configuration."""
     from agent import runner
-    from toyworld import metrics
+    from toyworld import long_metrics, metrics
     from toyworld.probe import probe
 
     services = runner.make_services(settings)
@@ -197,6 +197,7 @@ def evaluate_config(
                 "temporal_consistency": metrics.temporal_consistency(result),
                 "video": str(out_dir / SAMPLE_DIR / f"{index:04d}-{k}" / "video.mp4"),
                 "rewritten_prompt": manifest.get("rewritten_prompt"),
+                **long_metrics.long_video_row(frames, manifest, row.label),
             }
         )
         generated.append(metrics.video_features(frames))
@@ -230,6 +231,8 @@ def evaluate_config(
         "diversity": _diversity(per_prompt) if samples > 1 else None,
         "seconds": round(seconds, 1),
     }
+    if any("clips" in r for r in rows):  # long videos (toyworld/long_metrics.py)
+        result.update(long_metrics.summarize(rows))
     write_text(out_dir / "rows.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
     write_json(out_dir / "metrics.json", result)
     write_grid(per_prompt, prompts, out_dir / "grid.png")
@@ -352,6 +355,9 @@ def run_eval(
             total=total,
         )
     write_json(out_dir / "ablation.json", {"configs": configs, "results": results})
-    write_text(out_dir / "ablation.md", ablation_table(results))
+    from toyworld.long_metrics import LONG_COLUMNS
+
+    long_columns = tuple(c for c in LONG_COLUMNS if any(r.get(c) is not None for r in results.values()))
+    write_text(out_dir / "ablation.md", ablation_table(results, TABLE_COLUMNS + long_columns))
     ablation_plot(results, out_dir / "ablation.png")
     return results

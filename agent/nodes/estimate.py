@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.nodes.reasons import NOT_YET
+from agent import long_video
+from agent.nodes.tune import plan_tuning
 from agent.services import Services
-from agent.state import Estimates, RunState, ToolStep, skipped
+from agent.state import Estimates, RunState, ToolStep
 from generation.estimate import device_kind, estimate_clip
 
 
@@ -15,26 +16,31 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
     info = services.generator.model_info
     scenes = []
     total_seconds, peak = 0.0, 0.0
+    long_video.check_scenes(state)
     for scene in state.scenes:
-        request = state.clip_request(scene)
+        slots = long_video.scene_clips(state, scene.index, info)
+        request = state.clip_request(scene, num_frames=slots[0].num_frames)
         services.generator.check_clip(request)
         seconds, memory = estimate_clip(
-            info, scene.num_frames, request.num_inference_steps, request.guidance_scale, services.device
+            info, request.num_frames, request.num_inference_steps, request.guidance_scale, services.device
         )
-        total_seconds += seconds
+        extension = long_video.extension_step(state, scene.index, info, slots, seconds)
+        total_seconds += seconds + extension.model_dump().get("estimated_seconds", 0.0)
         peak = max(peak, memory)
         sampling = ToolStep(
             status="planned",
             reason=f"DDIM, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}",
             model=info.model_id,
-            num_frames=scene.num_frames,
+            num_frames=request.num_frames,
             num_inference_steps=request.num_inference_steps,
             guidance_scale=request.guidance_scale,
             seed=scene.seed,
             estimated_seconds=round(seconds, 2),
         )
-        extension = skipped(f"{scene.num_frames} frames fit in one clip of {info.num_frames}")
-        tuning = skipped(NOT_YET["tuning"])
+        tuning = plan_tuning(scene, services)
+        total_seconds += (
+            tuning.model_extra.get("estimated_seconds", 0.0) if tuning.status == "planned" else 0.0
+        )
         scenes.append(
             scene.model_copy(update={"sampling": sampling, "extension": extension, "tuning": tuning})
         )

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agent import long_video
 from agent.services import Services
 from agent.state import RunState
 from generation.requests import OutputFiles
@@ -21,7 +22,11 @@ def finalize(state: RunState, services: Services) -> dict[str, Any]:
     started = time.perf_counter()
     run_dir = Path(state.run_dir)
     caption = " | ".join(scene.prompt for scene in state.scenes)
-    files = services.generator.write_outputs([Path(c.latents_path) for c in state.clips], run_dir, caption)
+    paths = [Path(c.latents_path) for c in state.clips]
+    if any(c.kept is not None and c.kept != (0, c.num_frames) for c in state.clips):
+        files = services.generator.write_outputs(paths, run_dir, caption, kept=[c.kept for c in state.clips])
+    else:
+        files = services.generator.write_outputs(paths, run_dir, caption)
     outputs = OutputFiles(**files)
     manifest_path = run_dir / "manifest.json"
     # The manifest is this node's last act, so it records the node's time up to here.
@@ -57,6 +62,7 @@ def build_manifest(state: RunState, services: Services, outputs: OutputFiles) ->
             "fps": outputs.fps,
         },
         "plan": state.plan_view(),
+        "long_video": long_video.manifest_section(state, info.num_frames),
         **({"origin": state.origin} if state.origin else {}),
         "timings": {name: round(seconds, 3) for name, seconds in state.timings.items()},
         "warnings": state.warnings,

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent import long_video
 from agent.services import Services
 from agent.state import RunState
 
 
 def sample(state: RunState, services: Services) -> dict[str, Any]:
-    """Denoise the current scene's first clip."""
+    """Denoise the current scene's first clip (from noise, an image, or the previous scene's last frames)."""
     scene = state.scene
-    label = f"scene {scene.index + 1}/{len(state.scenes)}" if len(state.scenes) > 1 else "sampling"
-    path = state.work_dir / f"scene-{scene.index:02d}" / "clip-000.safetensors"
-    result = services.generator.sample_clip(state.clip_request(scene), path, label=label)
+    slots = long_video.planned_slots(scene)
+    label = long_video.clip_label(state, scene.index, 0, len(slots))
+    previous = state.clips[-1] if state.clips else None
+    request, path, extra = long_video.clip_call(state, scene.index, 0, previous)
+    result = services.generator.sample_clip(request, path, label=label, **extra)
+    result = long_video.finish_clip(result, slots[0])
+    if slots[0].start == "previous_scene":
+        long_video.unused_handoff(previous)
     sampling = scene.sampling.model_copy(
         update={"status": "done", "seconds": round(result.seconds, 2), **result.details}
     )

@@ -5,16 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from agent.services import Services
-from agent.state import RunState
+from agent.state import RunState, ScenePlan, ToolStep, skipped
 from reelgraph.errors import ReelgraphError
 
 
+def plan_tuning(scene: ScenePlan, services: Services) -> ToolStep:
+    """The scene's tuning decision: the tuner's policy, its video, keyframes, cache key and estimate."""
+    if services.tuner is None:
+        return skipped("no motion tuner is available to this graph")
+    step = services.tuner.plan_scene(scene.prompt, scene.units.model_dump(), scene.references.model_dump())
+    return ToolStep(**step)
+
+
 def tune_motion(state: RunState, services: Services) -> dict[str, Any]:
-    """Run the scene's planned motion tuning; scenes whose plan skips tuning pass through."""
+    """Run the scene's planned motion tuning (or reuse its cached LoRA); other scenes pass through."""
     scene = state.scene
     if scene.tuning.status != "planned":
         return {}
-    raise ReelgraphError(
-        f"Scene {scene.index + 1} plans motion tuning, but no tuner service was given to the graph.",
-        fix="build the graph with a motion tuner, or plan without tuning.",
+    if services.tuner is None:
+        raise ReelgraphError(
+            f"Scene {scene.index + 1} plans motion tuning, but no tuner service was given to the graph.",
+            fix="build the graph with a motion tuner, or plan without tuning.",
+        )
+    outcome = services.tuner.tune(scene.tuning.model_dump())
+    tuning = scene.tuning.model_copy(
+        update={
+            "status": "done",
+            "lora_path": outcome["lora_path"],
+            "cache_hit": outcome["cache_hit"],
+            "seconds": outcome["seconds"],
+            "loss": outcome["loss"],
+        }
     )
+    return {"scenes": state.with_scene(scene.index, tuning=tuning)}

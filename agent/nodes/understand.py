@@ -28,6 +28,7 @@ def understand_request(state: RunState, services: Services) -> dict[str, Any]:
                 prompt=prompt,
                 num_frames=scene.num_frames or info.num_frames,
                 seed=state.request.seed + index,
+                image=scene.image,
             )
         )
     return {"scenes": scenes}

@@ -1,6 +1,0 @@
-"""Why a tool is skipped while its capability has not landed."""
-
-NOT_YET = {
-    "rewrite": "prompt rewriting is not available: it arrives with the POS issue",
-    "tuning": "motion-prior tuning is not available: it arrives with the motion-prior issue",
-}

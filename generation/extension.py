@@ -1,0 +1,299 @@
+"""VidRD clip extension (§4.3, eq. 5-8, Algorithm 1): the next clip from the previous one's prompt frames.
+
+Notation of the paper: ``z^{i,j}`` is frame ``j`` of clip ``i``; clips have
+``N`` frames; the last ``M`` frames of clip ``i - 1`` prompt clip ``i``. Our
+DDIM loop (:func:`generation.sampling.sample_ddim`) runs ``S`` steps; the
+paper's ``t`` counts them down, ``t = S, S-1, ..., 1``, and step ``t`` turns
+``z_t`` into ``z_{t-1}``. We index the latents along the way by *entry*
+``k = S - t``: entry ``k`` is the input of loop step ``k`` (entry 0 is the
+initial noise ``z_T``, entry ``S`` is ``z_0``), which is what
+``latents_hook(step=k, ...)`` sees.
+
+* Frame-level Noise Reversion, eq. 6: ``z_T^{i,j} = z_T^{i-1,N-j-1}``.
+* Past-dependent Noise Sampling, eq. 7: prompt frames ``j < M`` as in eq. 6;
+  the others ``α/√(1+α²) z_T^{i-1,N-j-1} + ε^{i,j}``, ``ε ~ N(0, I/(1+α²))``.
+* Denoising with Staged Guidance, eq. 8: the output ``z_{t-1}^{i,j}`` of step
+  ``t`` is replaced by clip ``i - 1``'s ``z_{t-1}^{i-1,N-j-1}`` while
+  ``t > (1-β)S + βSj/M``. In entries: frame ``j`` takes the previous clip's
+  entry ``k`` for ``1 <= k <= guided_step_count(j)``.
+
+VidRD's released code applies the replacement to the *input* of step ``t``
+under the same inequality, one step later than eq. 8 as printed; we follow
+the equation (docs/long-videos.md).
+
+What one clip hands to the next (:class:`PromptFrames`) is small: its initial
+noise and its last ``M`` frames at the first ``K + 1`` entries, ``K`` being
+the number of guided steps of frame 0. Nothing else of a finished clip is
+kept, so memory does not grow with the number of clips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from generation.clip_plan import ExtensionParams
+
+LatentsHook = Callable[[int, int, torch.Tensor], torch.Tensor]
+
+
+# --- the three equations ------------------------------------------------------------------------
+
+
+def reverted_noise(previous_initial: torch.Tensor) -> torch.Tensor:
+    """Frame-level Noise Reversion, VidRD eq. 6: ``z_T^{i,j} = z_T^{i-1,N-j-1}``.
+
+    Args:
+        previous_initial: ``z_T^{i-1}``, ``(B, C, N, h, w)``.
+
+    Returns:
+        ``z_T^i``, ``(B, C, N, h, w)``: the previous clip's initial noise in reversed frame order.
+    """
+    return previous_initial.flip(2)
+
+
+def past_dependent_noise(
+    previous_initial: torch.Tensor, fresh: torch.Tensor, num_prompt_frames: int, alpha: float
+) -> torch.Tensor:
+    """Past-dependent Noise Sampling, VidRD eq. 7.
+
+    ``z_T^{i,j} = z_T^{i-1,N-j-1}`` for the prompt frames ``j < M``, and
+    ``α/√(1+α²) · z_T^{i-1,N-j-1} + ε^{i,j}`` for ``j >= M``, with
+    ``ε^{i,j} = fresh^{j} / √(1+α²) ~ N(0, I/(1+α²))``; every frame stays
+    ``N(0, I)``. ``α = 0`` gives new noise for ``j >= M``; a large ``α``
+    approaches eq. 6.
+
+    Args:
+        previous_initial: ``z_T^{i-1}``, ``(B, C, N, h, w)``.
+        fresh: standard normal noise ``(B, C, N, h, w)`` (its first ``M`` frames are not used).
+        num_prompt_frames: ``M``.
+        alpha: ``α >= 0``.
+    """
+    reverted = reverted_noise(previous_initial)
+    norm = math.sqrt(1.0 + alpha * alpha)
+    mixed = (alpha / norm) * reverted + fresh.to(reverted.dtype) / norm
+    m = num_prompt_frames
+    return torch.cat([reverted[:, :, :m], mixed[:, :, m:]], dim=2)
+
+
+def _fraction(value: float) -> Fraction:
+    # β = 0.4 is not exact in binary; the thresholds of eq. 8 must not fall on the wrong side of an integer.
+    return Fraction(value).limit_denominator(10**6)
+
+
+def guided_step_count(frame: int, num_prompt_frames: int, beta: float, num_steps: int) -> int:
+    """Denoising with Staged Guidance, VidRD eq. 8: how many of the ``S`` steps of frame ``j`` are guided.
+
+    Step ``t`` (counting down ``S .. 1``) is guided when ``t > (1-β)S + βSj/M``,
+    which holds for the first ``S - floor((1-β)S + βSj/M)`` steps (clipped to
+    ``0 .. S``). Frames ``j >= M`` are never guided; ``β = 0`` guides nothing;
+    ``β = 1`` guides frame 0 to the end.
+    """
+    if frame >= num_prompt_frames or frame < 0:
+        return 0
+    s = num_steps
+    beta_f = _fraction(beta)
+    threshold = (1 - beta_f) * s + beta_f * s * Fraction(frame, num_prompt_frames)
+    return max(0, min(s, s - math.floor(threshold)))
+
+
+def guidance_schedule(num_prompt_frames: int, beta: float, num_steps: int) -> list[int]:
+    """``guided_step_count`` for every prompt frame ``j = 0 .. M-1`` (non-increasing in ``j``)."""
+    return [guided_step_count(j, num_prompt_frames, beta, num_steps) for j in range(num_prompt_frames)]
+
+
+def staged_guidance(
+    latents: torch.Tensor, previous_tail: torch.Tensor, entry: int, schedule: list[int]
+) -> torch.Tensor:
+    """Apply VidRD eq. 8 at ``entry`` ``k``: frame ``j`` takes ``z^{i-1,N-j-1}`` when ``1 <= k <= schedule[j]``.
+
+    Args:
+        latents: this clip's entry ``k``, ``(B, C, N, h, w)``.
+        previous_tail: the previous clip's last ``M`` frames at entry ``k``,
+            ``(B, C, M, h, w)`` in their own order (frame ``N-M .. N-1``).
+        schedule: :func:`guidance_schedule`.
+
+    Returns:
+        The latents with the guided frames replaced (a new tensor when any is).
+    """
+    guided = [j for j, count in enumerate(schedule) if 1 <= entry <= count]
+    if not guided:
+        return latents
+    m = previous_tail.shape[2]
+    out = latents.clone()
+    for j in guided:
+        out[:, :, j] = previous_tail[:, :, m - 1 - j].to(latents.dtype)  # frame N-1-j of the previous clip
+    return out
+
+
+# --- what one clip hands to the next -------------------------------------------------------------
+
+
+@dataclass
+class PromptFrames:
+    """What clip ``i - 1`` (or an image) leaves for clip ``i``.
+
+    Attributes:
+        initial: ``z_T^{i-1}``, ``(B, C, N, h, w)``, for eq. 6-7.
+        tail: the last ``M`` frames at entries ``0 .. K``, ``(K + 1, B, C, M, h, w)``, for eq. 8.
+    """
+
+    initial: torch.Tensor
+    tail: torch.Tensor
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        from reelgraph.atomic import atomic_path
+
+        tensors = {
+            "initial": self.initial.float().cpu().contiguous(),
+            "tail": self.tail.float().cpu().contiguous(),
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp))
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        return cls(
+            initial=tensors["initial"].to(device, dtype),
+            tail=tensors["tail"].to(device, dtype),
+        )
+
+    @classmethod
+    def from_image(
+        cls,
+        image_latents: torch.Tensor,
+        fresh: torch.Tensor,
+        num_prompt_frames: int,
+        timesteps: list[int],
+        add_noise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        entries: int,
+    ) -> PromptFrames:
+        """A virtual previous clip whose last ``M`` frames were the image all along.
+
+        Its trajectory is the image re-noised to each entry's timestep with the
+        frame's own initial noise, ``z_t = √ᾱ_t z_img + √(1-ᾱ_t) ε`` (the forward
+        process); entry ``S`` is the image itself. Staged guidance then holds
+        the first prompt frames on this trajectory and releases them frame by
+        frame (eq. 8), so the clip starts at the image and moves on.
+
+        Args:
+            image_latents: ``(B, C, 1, h, w)`` VAE latents of the image.
+            fresh: standard normal ``(B, C, N, h, w)``: the virtual clip's noise.
+            timesteps: the scheduler's ``S`` timesteps (entry ``k`` has noise level ``timesteps[k]``).
+            add_noise: the scheduler's forward process ``(z_0, ε, t) -> z_t``.
+            entries: ``K + 1``, how many entries to build.
+        """
+        m = num_prompt_frames
+        n = fresh.shape[2]
+        image = image_latents.expand(-1, -1, m, -1, -1).to(fresh.dtype)
+        noise = fresh[:, :, n - m :]
+        tail = []
+        for k in range(entries):
+            if k >= len(timesteps):
+                tail.append(image)
+                continue
+            t = torch.full((image.shape[0],), int(timesteps[k]), dtype=torch.long)
+            tail.append(add_noise(image, noise, t))
+        initial = torch.cat([fresh[:, :, : n - m], tail[0]], dim=2)
+        return cls(initial=initial, tail=torch.stack(tail))
+
+
+class ClipConditioning:
+    """One clip's share of VidRD: its initial noise, the eq. 8 hook, and what it leaves for the next clip.
+
+    Use: ``z_T = initial_latents(fresh)``; pass :meth:`hook` as
+    ``sample_ddim(latents_hook=...)``; then ``z_0 = finish(z_0)`` and
+    :meth:`handoff` for the next clip. With ``previous=None`` the clip starts
+    from ``fresh`` unchanged (eq. 5) and only records.
+    """
+
+    def __init__(
+        self,
+        params: ExtensionParams,
+        num_steps: int,
+        previous: PromptFrames | None = None,
+        record: bool = True,
+    ):
+        if params.prompt_frames is None:
+            raise ValueError("resolve the extension parameters for the clip length first")
+        self.params = params
+        self.num_steps = num_steps
+        self.previous = previous if params.mode == "vidrd" else None
+        self.schedule = guidance_schedule(params.prompt_frames, params.beta, num_steps) if params.dsg else []
+        # Entries the next clip's DSG will read: 0 .. K, K = guided steps of frame 0.
+        self.entries_needed = (self.schedule[0] if self.schedule else 0) + 1
+        self.record = record
+        self._initial: torch.Tensor | None = None
+        self._tail: list[torch.Tensor] = []
+
+    @property
+    def m(self) -> int:
+        return int(self.params.prompt_frames)
+
+    def initial_latents(self, fresh: torch.Tensor) -> torch.Tensor:
+        """``z_T`` of this clip: eq. 5 (``fresh``) without a previous clip, else eq. 6 or eq. 7."""
+        if self.previous is None:
+            initial = fresh
+        elif self.params.pns:
+            initial = past_dependent_noise(self.previous.initial, fresh, self.m, self.params.alpha)
+        else:
+            initial = reverted_noise(self.previous.initial).to(fresh.dtype)
+        self._initial = initial
+        return initial
+
+    def _guide(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
+        if self.previous is None or not self.schedule or entry == 0:
+            return latents  # entry 0 is z_T, already set by eq. 6/7
+        if entry >= self.previous.tail.shape[0]:
+            if any(entry <= count for count in self.schedule):
+                raise ValueError(f"the previous clip recorded no entry {entry} for staged guidance")
+            return latents
+        return staged_guidance(latents, self.previous.tail[entry], entry, self.schedule)
+
+    def _record(self, entry: int, latents: torch.Tensor) -> None:
+        if self.record and entry < self.entries_needed:
+            self._tail.append(latents[:, :, -self.m :].detach().clone())
+
+    def hook(self, step: int, t: int, latents: torch.Tensor) -> torch.Tensor:
+        """``latents_hook`` for :func:`~generation.sampling.sample_ddim`: eq. 8 at entry ``step``, then record."""
+        latents = self._guide(step, latents)
+        self._record(step, latents)
+        return latents
+
+    def finish(self, latents: torch.Tensor) -> torch.Tensor:
+        """Entry ``S`` (``z_0``): the last replacement of eq. 8 (only when ``β`` guides to the end)."""
+        latents = self._guide(self.num_steps, latents)
+        self._record(self.num_steps, latents)
+        return latents
+
+    def handoff(self) -> PromptFrames:
+        """What the next clip needs: this clip's ``z_T`` and its last ``M`` frames at entries ``0 .. K``."""
+        if self._initial is None or len(self._tail) != self.entries_needed:
+            raise RuntimeError("handoff() before the clip was sampled")
+        return PromptFrames(initial=self._initial, tail=torch.stack(self._tail))
+
+
+def compose_hooks(*hooks: LatentsHook | None) -> LatentsHook | None:
+    """One ``latents_hook`` that runs ``hooks`` in order (``None`` entries skipped)."""
+    active = [hook for hook in hooks if hook is not None]
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def run(step: int, t: int, latents: torch.Tensor) -> torch.Tensor:
+        for hook in active:
+            latents = hook(step, t, latents)
+        return latents
+
+    return run
