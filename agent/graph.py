@@ -1,11 +1,13 @@
 """The LangGraph state machine that plans and runs every request.
 
-    understand_request → parse_units → retrieve → rewrite → choose_noise → estimate_costs
+    understand_request → parse_units → retrieve → rewrite → choose_noise → estimate_costs → review_tools
         ├─ plan: END
         └─ generate: tune_motion → sample → extend ─┬─ next scene: tune_motion
                                                     └─ all done: finalize → END
 
-``plan`` is this graph stopping after ``estimate_costs``; nothing before
+``review_tools`` checks every tool choice against the rules (an LLM may
+propose, the rules decide; :mod:`agent.tools.tool_policy`). ``plan`` is this
+graph stopping after ``review_tools``; nothing before
 that point loads a diffusion model or touches a GPU. Services are bound
 when the graph is built (:func:`build_graph`), so the state stays plain data.
 """
@@ -26,7 +28,15 @@ from agent.state import RunState
 
 Node = Callable[[RunState, Services], dict[str, Any]]
 
-PLANNING = ("understand_request", "parse_units", "retrieve", "rewrite", "choose_noise", "estimate_costs")
+PLANNING = (
+    "understand_request",
+    "parse_units",
+    "retrieve",
+    "rewrite",
+    "choose_noise",
+    "estimate_costs",
+    "review_tools",
+)
 PER_SCENE = ("tune_motion", "sample", "extend")
 
 
@@ -60,7 +70,7 @@ def build_graph(services: Services, checkpointer: Any = None):
     graph.add_edge(START, PLANNING[0])
     for before, after in itertools.pairwise(PLANNING):
         graph.add_edge(before, after)
-    graph.add_conditional_edges("estimate_costs", route_after_planning)
+    graph.add_conditional_edges(PLANNING[-1], route_after_planning)
     graph.add_edge("tune_motion", "sample")
     graph.add_edge("sample", "extend")
     graph.add_conditional_edges("extend", route_next_scene)

@@ -21,14 +21,17 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    from agent.tools.llm_client import client_from_settings
     from agent.tools.pos_policy import PosPolicy
     from agent.tools.rewriter import make_rewriter
+    from agent.tools.tool_advisor import LLMToolAdvisor
     from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
     from motion_prior.tuner import MotionTuner
 
     generator = GenerationService(settings, progress=progress)
     retriever = PoolRetrieval(settings)
+    llm = client_from_settings(settings) if settings.llm_tool_proposals else None
     return Services(
         generator=generator,
         device=settings.device,
@@ -38,6 +41,7 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
         noise=NoiseSupportService(settings, lambda: generator.model_info),
         pos=PosPolicy.from_settings(settings),
         tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
+        advisor=LLMToolAdvisor(llm) if llm is not None else None,
     )
 
 
@@ -53,6 +57,7 @@ def make_request(settings: Settings, services: Services, scenes: list[SceneReque
         negative_prompt=settings.negative_prompt,
         extension=long_video.params_from_settings(settings),
         max_frames=settings.max_video_frames,
+        budget_seconds=settings.budget_seconds,
     )
 
 

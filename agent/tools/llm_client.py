@@ -158,6 +158,20 @@ class LLMClient:
         return raw, parsed, None if parsed is not None else _short(error), False
 
 
+def client_from_settings(settings) -> LLMClient | None:
+    """The settings' LLM (``llm_model`` at ``llm_base_url``), or ``None`` when no model is named."""
+    if not settings.llm_model:
+        return None
+    return LLMClient(
+        settings.llm_model,
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+        cache_dir=settings.cache_dir,
+    )
+
+
 def _short(error: Any) -> str:
     text = " ".join(str(error).split())
     return text if len(text) <= 300 else text[:297] + "..."
