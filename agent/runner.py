@@ -73,6 +73,41 @@ def plan(
     return run_graph(services, RunState(mode="plan", request=request))
 
 
+def plan_scenes(
+    settings: Settings,
+    scenes: list[SceneRequest],
+    services: Services | None = None,
+    origin: dict[str, Any] | None = None,
+) -> RunState:
+    """The plan of a request of one or more scenes (nothing loads a diffusion model)."""
+    services = services or make_services(settings)
+    request = make_request(settings, services, scenes)
+    return run_graph(services, RunState(mode="plan", request=request, origin=origin or {}))
+
+
+def plan_story(settings: Settings, text: str, services: Services | None = None) -> RunState:
+    """The plan of a free-text story, understood as the chat understands a new request."""
+    from agent.tools.llm_client import client_from_settings
+    from agent.understanding.understander import RequestUnderstander
+
+    services = services or make_services(settings)
+    understood = RequestUnderstander(client_from_settings(settings)).understand(text)
+    request = understood.request
+    info = services.generator.model_info
+    scenes = request.scene_requests(info.fps, settings.num_frames)
+    update = {"negative_prompt": request.negative_prompt() or settings.negative_prompt}
+    if request.seed is not None and settings.seed is None:
+        update["seed"] = request.seed
+    origin = {
+        "understanding": {
+            "engine": understood.engine,
+            "reason": understood.reason,
+            "fallback": understood.fallback,
+        }
+    }
+    return plan_scenes(settings.model_copy(update=update), scenes, services, origin=origin)
+
+
 def generate(
     settings: Settings,
     prompt: str,
