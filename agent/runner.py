@@ -21,6 +21,7 @@ from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    from agent.caches import CachedRetriever, CachingGenerator
     from agent.tools.llm_client import client_from_settings
     from agent.tools.pos_policy import PosPolicy
     from agent.tools.rewriter import make_rewriter
@@ -31,12 +32,17 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
 
     generator = GenerationService(settings, progress=progress)
     retriever = PoolRetrieval(settings)
+    cached_retriever = CachedRetriever(
+        retriever,
+        settings.cache_dir,
+        {"text_model": settings.text_model, "spacy_model": settings.spacy_model},
+    )
     llm = client_from_settings(settings) if settings.llm_tool_proposals else None
     return Services(
-        generator=generator,
+        generator=CachingGenerator(generator, settings.cache_dir) if settings.clip_cache else generator,
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
-        retriever=retriever,
+        retriever=cached_retriever,
         rewriter=make_rewriter(settings) if settings.rewrite else None,
         noise=NoiseSupportService(settings, lambda: generator.model_info),
         pos=PosPolicy.from_settings(settings),

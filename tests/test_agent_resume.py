@@ -23,7 +23,8 @@ from agent.state import SceneRequest
 from reelgraph.settings import load_settings
 
 SCENES = ["a red ball rolls to the right", "the red ball bounces", "a blue square falls"]
-FLAGS = {"seed": 21, "num_inference_steps": 2, "num_frames": 4, "rewrite": False}
+# No clip cache: the uninterrupted run must compute every clip, not reuse the killed run's.
+FLAGS = {"seed": 21, "num_inference_steps": 2, "num_frames": 4, "rewrite": False, "clip_cache": False}
 
 
 class Killed(BaseException):
