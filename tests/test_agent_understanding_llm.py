@@ -108,3 +108,55 @@ def test_answer_dropping_the_subject(llm_server):
     result = understander(llm_server).understand(REQUEST)
     assert_parser_fallback(result, "dropped the subject", "'red ball'")
     assert "blue square" in result.llm_answer
+
+
+# -- the tool advisor: the same failures end in "the rules decided alone", recorded in the plan ----------
+def advisor(server, timeout=5.0):
+    from agent.tools.tool_advisor import LLMToolAdvisor
+
+    return LLMToolAdvisor(LLMClient("test-model", base_url=server.url, timeout=timeout, max_retries=0))
+
+
+SUMMARY = {"available": "no pool", "scenes": [{"scene": 1, "prompt": "a red ball rolls"}]}
+
+
+@pytest.mark.parametrize(
+    "reply, note",
+    [
+        (Reply(status=500), "could not answer"),
+        (Reply(status=429), "could not answer"),
+        (Reply("not json"), "unusable"),
+        (Reply(json.dumps({"scenes": [{"scene": 0, "noise": "magic"}]})), "unusable"),
+    ],
+    ids=["5xx", "429", "malformed", "schema-mismatch"],
+)
+def test_tool_advisor_failures_leave_the_rules_alone(llm_server, reply, note):
+    llm_server.script(reply)
+    proposals, source = advisor(llm_server).propose(SUMMARY)
+    assert proposals is None and note in source.note and source.note.endswith("the rules decided")
+
+
+def test_tool_advisor_proposals_are_parsed(llm_server):
+    llm_server.script(
+        json.dumps({"scenes": [{"scene": 1, "noise": "random", "rewrite": None, "tuning": None, "why": "x"}]})
+    )
+    proposals, source = advisor(llm_server).propose(SUMMARY)
+    assert proposals.scenes[0].noise == "random" and "1 proposal(s) from llm:test-model" in source.note
+
+
+def test_plan_story_with_an_unreachable_llm_records_every_fallback(tmp_path, tiny_model_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    import cli
+
+    monkeypatch.setenv("REELGRAPH_LLM_MODEL", "test-model")
+    monkeypatch.setenv("REELGRAPH_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+    monkeypatch.setenv("REELGRAPH_LLM_MAX_RETRIES", "0")
+    args = ["--home", str(tmp_path), "plan", "--story", REQUEST, "--model", str(tiny_model_dir), "--json"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["understanding"]["engine"] == "parser"
+    assert plan["understanding"]["reason"].startswith("deterministic parser: the LLM could not answer")
+    assert [s["prompt"] for s in plan["scenes"]] == ["a red ball rolls to the right", "the red ball bounces"]
+    assert plan["policy"]["proposals"].startswith("none: the LLM could not answer")
