@@ -131,3 +131,12 @@ def test_chat_without_yes_asks_and_an_unknown_subject_is_an_error(tmp_path, tiny
     assert not (tmp_path / "runs").exists()
     wrong = CliRunner().invoke(cli.app, [*args, "-m", "now the square is green"])
     assert wrong.exit_code == 1 and "The video has no square" in wrong.stderr
+
+
+def test_interactive_chat_reads_turns_until_exit(tmp_path, tiny_model_dir):
+    args = ["--home", str(tmp_path), "chat", "--model", str(tiny_model_dir), "--out", str(tmp_path / "runs")]
+    typed = "a red ball rolls\nn\nshow me the plan again\nexit\nnever read\n"
+    result = CliRunner().invoke(cli.app, args, input=typed)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("you> ") >= 2 and "Scene 1: a red ball rolls" in result.stdout
+    assert "never read" not in result.stdout and not (tmp_path / "runs").exists()
