@@ -134,7 +134,7 @@ def interpret(state: ChatState, services: ChatServices) -> dict[str, Any]:
         }
         named = [s for s in (request.seed, services.base_seed) if s is not None]
         seed = named[0] if named else services.new_seed()
-        notes = [f"{len(request.scenes)} scene(s) understood by the {understood.reason}"]
+        notes = [f"a new request: {len(request.scenes)} scene(s)"]
     else:
         request = reading.request
         if reading.seed == "new":
