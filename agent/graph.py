@@ -2,7 +2,8 @@
 
     understand_request → parse_units → retrieve → rewrite → choose_noise → estimate_costs → review_tools
         ├─ plan: END
-        └─ generate: tune_motion → sample → extend ─┬─ next scene: tune_motion
+        └─ generate: tune_motion → sample → extend ─┬─ next clip of the scene: extend
+                                                    ├─ next scene: tune_motion
                                                     └─ all done: finalize → END
 
 ``review_tools`` checks every tool choice against the rules (an LLM may
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import nodes
+from agent import long_video, nodes
 from agent.services import Services
 from agent.state import RunState
 
@@ -44,8 +45,11 @@ def route_after_planning(state: RunState) -> Literal["tune_motion", "__end__"]:
     return "__end__" if state.mode == "plan" else "tune_motion"
 
 
-def route_next_scene(state: RunState) -> Literal["tune_motion", "finalize"]:
-    return "tune_motion" if state.scene_index < len(state.scenes) else "finalize"
+def route_next_scene(state: RunState) -> Literal["extend", "tune_motion", "finalize"]:
+    """The scene's next clip, the next scene, or the end (``extend`` advances ``scene_index``)."""
+    if state.scene_index >= len(state.scenes):
+        return "finalize"
+    return "extend" if long_video.clips_made(state, state.scene_index) > 0 else "tune_motion"
 
 
 def _bind(name: str, node: Node, services: Services) -> Callable[[RunState], dict[str, Any]]:
@@ -78,7 +82,11 @@ def build_graph(services: Services, checkpointer: Any = None):
     return graph.compile(checkpointer=checkpointer)
 
 
+# One graph step per node call: a long story has many (three per scene, one more per extension clip).
+RUN_CONFIG = {"recursion_limit": 100_000}
+
+
 def run_graph(services: Services, state: RunState) -> RunState:
     """Run a request to its end (a plan or a finished video) and return the final state."""
-    result = build_graph(services).invoke(state)
+    result = build_graph(services).invoke(state, RUN_CONFIG)
     return RunState.model_validate(result)

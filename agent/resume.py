@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.checkpoints import open_saver
-from agent.graph import build_graph
+from agent.graph import RUN_CONFIG, build_graph
 from agent.services import Services
 from agent.state import RunState
 from reelgraph.atomic import write_json
@@ -33,7 +33,7 @@ from reelgraph.errors import ReelgraphError
 from reelgraph.runs import OUTPUT_NAMES, prepare_run_dir
 
 RESUME_DIR = ".resume"
-THREAD = {"configurable": {"thread_id": "run"}}
+THREAD = {"configurable": {"thread_id": "run"}, **RUN_CONFIG}
 ServicesFactory = Callable[[Any], Services]
 
 

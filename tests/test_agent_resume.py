@@ -180,3 +180,52 @@ def test_resume_refuses_a_finished_or_foreign_folder(tmp_path):
     other = invoke(cli.app, ["--home", str(tmp_path / "h"), "generate", "--resume", str(tmp_path)])
     assert other.exit_code == 1 and "not a run that can be resumed" in other.stderr
     assert invoke(cli.app, ["generate", "a ball", "--resume", str(tmp_path)]).exit_code == 2
+
+
+def test_a_long_scene_resumes_after_clip_2_of_5(tmp_path):
+    """Each extension clip is its own checkpoint: killed as clip 3 of 5 starts, resume makes 3, 4 and 5."""
+    from agent.graph import build_graph
+    from agent.resume import resume, run_checkpointed
+    from agent.services import Services
+    from agent.state import RunRequest, RunState
+    from tests.test_graph import FakeGenerator  # clips of 8 frames
+
+    def request():
+        scenes = [SceneRequest(prompt="a red ball rolls to the right", num_frames=24)]  # 8 + 4 new per clip
+        return RunRequest(scenes=scenes, seed=3, num_inference_steps=2, guidance_scale=7.0, max_frames=100)
+
+    class Dying(FakeGenerator):
+        def __init__(self, die_at=None):
+            super().__init__()
+            self.die_at = die_at
+
+        def sample_clip(self, request, latents_path, label="sampling", extension=None):
+            if len(self.sampled) == self.die_at:
+                raise Killed
+            result = super().sample_clip(request, latents_path, label)
+            if extension is not None and extension.handoff_path:
+                Path(extension.handoff_path).write_text("handoff")
+                result = result.model_copy(update={"handoff_path": extension.handoff_path})
+            return result
+
+    settings = load_settings({}, home=tmp_path / "home", environ={}).settings
+    killed = tmp_path / "killed"
+    dying = Dying(die_at=2)
+    state = RunState(mode="generate", request=request(), run_dir=str(killed))
+    with pytest.raises(Killed):
+        run_checkpointed(Services(dying), state, settings)
+    assert len(dying.sampled) == 2
+
+    again = Dying()
+    resumed = resume(killed, Services(again))
+    assert [r.seed for r in again.sampled] == [r.seed for r in resumed.clips][2:]
+    assert len(again.sampled) == 3 and len(resumed.clips) == 5
+
+    whole = Dying()
+    state = RunState(mode="generate", request=request(), run_dir=str(tmp_path / "whole"))
+    uninterrupted = RunState.model_validate(
+        build_graph(Services(whole)).invoke(state, {"recursion_limit": 99})
+    )
+    assert [r.seed for r in dying.sampled + again.sampled] == [r.seed for r in whole.sampled]
+    assert [c.kept for c in resumed.clips] == [c.kept for c in uninterrupted.clips]
+    assert resumed.scenes[0].extension.status == "done"
