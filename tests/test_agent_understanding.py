@@ -58,6 +58,9 @@ def test_scene_count_and_total_length():
     assert [s.seconds for s in request.scenes] == [4.0, 4.0, 4.0]
     two = parse_request("a ball rolls for 2 seconds, then it bounces. 6 seconds in total")
     assert [s.seconds for s in two.scenes] == [2.0, 4.0]
+    each = parse_request("a ball rolls. Then it bounces for 1 second, then it stops, 3 seconds each")
+    assert prompts(each) == ["a ball rolls", "the ball bounces", "the ball stops"]
+    assert [s.seconds for s in each.scenes] == [3.0, 1.0, 3.0]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "10 seconds"])

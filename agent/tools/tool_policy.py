@@ -97,6 +97,8 @@ def _noise(step, proposal, index, alternative) -> tuple[dict[str, Any], str | No
     if wanted == current:
         return _rule(step, f"kept: the LLM also proposed {wanted}{why}"), None
     candidate = alternative(index, wanted)
+    if wanted == "random":  # the cascade's own wording would say "by configuration"
+        candidate = _step(candidate, reason=f"Gaussian noise from the seed, as the LLM proposed{why}")
     if candidate.get("source") == wanted:
         return _rule(candidate, f"changed to {wanted} as the LLM proposed{why}: it is available"), (
             f"scene {index + 1}: noise {current} → {wanted} (LLM proposal accepted)"
@@ -219,7 +221,11 @@ def _fit_budget(scenes, sampling_seconds, budget, total, changes, alternative):
             break
         if tools["noise"].get("source") == "ona" and tools["noise"].get("cache") == "miss":
             saved = INVERSION_SHARE * sampling_seconds[i]
-            fallback = alternative(i, "random")
+            fallback = _step(
+                alternative(i, "random"),
+                reason=f"Gaussian noise from the seed: ONA with {tools['noise'].get('video_id')!r} "
+                "was dropped to fit the time budget",
+            )
             scenes[i]["noise"] = _rule(
                 fallback,
                 f"random instead of ONA for the budget: inverting {tools['noise'].get('video_id')!r} "

@@ -4,8 +4,8 @@
   right, then it bounces" is two scenes).
 * Lengths: "10 seconds" in a scene sets that scene's length; in a one-scene
   request or as a closing "(in) total" it is the whole video's, shared out;
-  "3 scenes" repeats a single scene three times or is checked against the
-  count found. Number words ("ten seconds", "three scenes") count too.
+  "3 seconds each" gives every scene without its own length that long;
+  "3 scenes" repeats a single scene three times. Number words ("ten seconds", "three scenes") count too.
 * Seed ("seed 42"), style ("in watercolor style"), constraints ("no trees",
   "without shadows").
 * Entities: a noun after a determiner with its appearance words (colour,
@@ -33,7 +33,7 @@ NUMBERS = {
 _NUMBER = r"\b(\d+(?:\.\d+)?|" + "|".join(sorted(NUMBERS, key=len, reverse=True)) + r")"
 _SECONDS = re.compile(
     rf"\s*,?\s*\b(?:for|lasting|of|in)?\s*(?:about|around|roughly)?\s*{_NUMBER}[\s-]*"
-    rf"(?:seconds?|secs?|s)\b(?:\s+long)?(?P<total>\s+(?:in\s+)?total)?",
+    rf"(?:seconds?|secs?|s)\b(?:\s+long)?(?P<total>\s+(?:in\s+)?total)?(?P<each>\s+(?:each|per\s+scene))?",
     re.IGNORECASE,
 )
 _SCENE_COUNT = re.compile(
@@ -144,6 +144,7 @@ def parse_request(text: str) -> StructuredRequest:
     tracker = EntityTracker()
     scenes: list[SceneSpec] = []
     total_seconds: float | None = None
+    each_seconds: float | None = None  # "3 seconds each": every scene without its own length
     for raw in raw_scenes:
         lengths, prompt = _take(_SECONDS, raw)
         prompt = " ".join(prompt.split()).strip(" ,.")
@@ -151,6 +152,8 @@ def parse_request(text: str) -> StructuredRequest:
         for match in lengths:
             if match.group("total"):
                 total_seconds = _number(match.group(1))
+            elif match.group("each"):
+                each_seconds = _number(match.group(1))
             else:
                 seconds = _number(match.group(1))
         if not prompt:  # a sentence that only gave a length ("It lasts 10 seconds.")
@@ -162,12 +165,14 @@ def parse_request(text: str) -> StructuredRequest:
         raise ReelgraphError(
             "The request names no scene.", fix="describe what the video shows, e.g. 'a red ball rolls right'."
         )
+    if each_seconds is not None:
+        scenes = [
+            s if s.seconds is not None else s.model_copy(update={"seconds": each_seconds}) for s in scenes
+        ]
     if counts:
         wanted = int(_number(counts[-1].group(1)))
         if len(scenes) == 1 and wanted > 1:
             scenes = [scenes[0].model_copy() for _ in range(wanted)]
-    if total_seconds is None and len(scenes) == 1 and scenes[0].seconds is None:
-        total_seconds = None
     if total_seconds is not None:
         unset = [s for s in scenes if s.seconds is None]
         left = total_seconds - sum(s.seconds or 0 for s in scenes)
