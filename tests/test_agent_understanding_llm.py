@@ -160,3 +160,38 @@ def test_plan_story_with_an_unreachable_llm_records_every_fallback(tmp_path, tin
     assert plan["understanding"]["reason"].startswith("deterministic parser: the LLM could not answer")
     assert [s["prompt"] for s in plan["scenes"]] == ["a red ball rolls to the right", "the red ball bounces"]
     assert plan["policy"]["proposals"].startswith("none: the LLM could not answer")
+
+
+FAILURES = {
+    "endpoint-down": (None, "could not answer"),
+    "timeout": (Reply(json.dumps(GOOD), delay=1.5), "TimeoutError"),
+    "429": (Reply(status=429), "429"),
+    "5xx": (Reply(status=502), "502"),
+    "malformed-json": (Reply("{'scenes': [oops"), "unusable"),
+    "empty-json": (Reply(raw=b""), "JSONDecodeError"),
+    "schema-mismatch": (Reply(json.dumps({"scenes": "a red ball"})), "unusable"),
+    "dropped-subject": (
+        Reply(json.dumps(dict(GOOD, scenes=[{"prompt": "a cat sleeps"}]))),
+        "dropped the subject",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_every_llm_failure_is_recorded_in_the_chat_plan(llm_server, tmp_path, failure):
+    from agent.chat import open_session
+    from tests.test_agent_chat import FakeChat
+
+    reply, why = FAILURES[failure]
+    if reply is not None:
+        llm_server.default = reply
+    fake = FakeChat(tmp_path)
+    services = fake.services()
+    services.understander = understander(llm_server if reply is not None else None, timeout=0.3)
+    with open_session(tmp_path / "home", "s", services) as chat:
+        plan = chat.send(REQUEST, ask=lambda state: False).state.plan
+    assert plan["understanding"]["engine"] == "parser"
+    assert why in plan["understanding"]["fallback"] and plan["understanding"]["reason"].startswith(
+        "deterministic"
+    )
+    assert [s["prompt"] for s in plan["scenes"]] == ["a red ball rolls to the right", "the red ball bounces"]
