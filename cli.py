@@ -102,6 +102,9 @@ DeviceOpt = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps.
 ImageOpt = typer.Option(
     None, "--image", help="Start the video from this image: it becomes the first frame, then moves."
 )
+BudgetOpt = typer.Option(
+    None, "--budget-seconds", min=0.001, help="Time budget; over it the rules drop optional tools."
+)
 TuneOpt = typer.Option(
     None, "--tune/--no-tune", help="Motion-prior tuning always / never (default: for rare motions)."
 )
@@ -114,7 +117,7 @@ def _tuning_mode(tune: bool | None) -> str | None:
 @app.command()
 def generate(
     ctx: typer.Context,
-    prompt: str = PromptArg,
+    prompt: str = typer.Argument(None, help="What the video should show (not with --resume)."),
     out_dir: Path = typer.Option(None, "--out", help="Run folder (default: outputs/<timestamp>-<slug>/)."),
     seed: int = SeedOpt,
     steps: int = StepsOpt,
@@ -123,15 +126,29 @@ def generate(
     model: str = ModelOpt,
     device: str = DeviceOpt,
     tune: bool = TuneOpt,
+    budget: float = BudgetOpt,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the results in an existing --out folder."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print only {video, gif, sheet, manifest} as JSON."),
     image: Path = ImageOpt,
+    resume: Path = typer.Option(
+        None, "--resume", help="Continue a killed run in this folder from its last finished step."
+    ),
 ) -> None:
     """Generate a video: video.mp4, video.gif, sheet.png and manifest.json in a run folder."""
     from agent import runner
     from reelgraph.runs import default_run_dir
+
+    if resume is not None:
+        if prompt is not None:
+            raise typer.BadParameter("give a PROMPT or --resume RUN_DIR, not both", param_hint="--resume")
+        with _step_progress() as progress:
+            state = runner.resume(_settings(ctx).settings, resume, progress=progress)
+        _report_run(state, as_json)
+        return
+    if prompt is None:
+        raise typer.BadParameter("what should the video show?", param_hint="PROMPT")
 
     settings = _settings(
         ctx,
@@ -142,6 +159,7 @@ def generate(
         model=model,
         device=device,
         motion_tuning=_tuning_mode(tune),
+        budget_seconds=budget,
     ).settings
     run_dir = out_dir or default_run_dir(settings.output_dir, prompt)
     with _step_progress() as progress:
@@ -249,6 +267,10 @@ def plan(
         False, "--json", help="Print the plan as JSON (shape documented in the README)."
     ),
     image: Path = ImageOpt,
+    budget: float = BudgetOpt,
+    story: bool = typer.Option(
+        False, "--story", help="Read PROMPT as a story: sentences, lines and 'then' make scenes."
+    ),
 ) -> None:
     """Show the plan the graph would run: tools, references, costs. Loads no diffusion model."""
     from agent import runner
@@ -262,8 +284,12 @@ def plan(
         model=model,
         device=device,
         motion_tuning=_tuning_mode(tune),
+        budget_seconds=budget,
     ).settings
-    state = runner.plan(settings, prompt, image=_absolute(image))
+    if story:
+        state = runner.plan_story(settings, prompt)
+    else:
+        state = runner.plan(settings, prompt, image=_absolute(image))
     view = state.plan_view()
     if as_json:
         _print_json(view)
@@ -274,20 +300,199 @@ def plan(
 def _print_plan(view: dict) -> None:
     from rich.table import Table
 
+    understanding = view.get("understanding")
+    if understanding:
+        out.print(f"Understood by the {escape(understanding['reason'])}.")
     for number, scene in enumerate(view["scenes"], start=1):
         table = Table(title=f"Scene {number}: {scene['prompt']}", title_justify="left", show_lines=False)
         table.add_column("tool")
         table.add_column("status")
         table.add_column("why")
+        ruled = any(isinstance(step, dict) and step.get("rule") for step in scene.values())
+        if ruled:
+            table.add_column("rule check")
         for tool, step in scene.items():
             if tool == "prompt":
                 continue
             style = {"done": "green", "planned": "cyan", "skipped": "dim"}.get(step["status"], "")
-            table.add_row(tool, f"[{style}]{step['status']}[/]", escape(step["reason"]))
+            row = [tool, f"[{style}]{step['status']}[/]", escape(step["reason"])]
+            table.add_row(*row, *([escape(step.get("rule") or "")] if ruled else []))
         out.print(table)
+    policy = view.get("policy")
+    if policy:
+        out.print(f"Available: {escape(policy['available'])}. LLM proposals: {escape(policy['proposals'])}.")
+        for change in policy["changes"]:
+            out.print(f"  rule: {escape(change)}")
     est = view["estimates"]
     out.print(
         f"Estimated: {est['seconds']} s, peak memory {est['peak_memory_gb']} GB on {est.get('device', '?')}."
+    )
+
+
+# -- chat --------------------------------------------------------------------------------------------
+@app.command()
+def chat(
+    ctx: typer.Context,
+    messages: list[str] = typer.Option(
+        None, "--message", "-m", help="A turn of the conversation (repeatable); none: an interactive chat."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Generate every plan without asking."),
+    session: str = typer.Option(
+        "default", "--session", help="Conversation name; continues where it left off."
+    ),
+    new: bool = typer.Option(False, "--new", help="Forget the session's earlier turns first."),
+    seed: int = SeedOpt,
+    steps: int = StepsOpt,
+    guidance: float = GuidanceOpt,
+    frames: int = FramesOpt,
+    model: str = ModelOpt,
+    device: str = DeviceOpt,
+    budget: float = BudgetOpt,
+    out_dir: Path = typer.Option(None, "--out", help="Parent folder of the turns' run folders."),
+) -> None:
+    """Talk to reelgraph: describe a video, see the plan, generate; follow-ups edit the last request."""
+    from agent.chat import chat_services, open_session
+
+    settings = _settings(
+        ctx,
+        seed=seed,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        num_frames=frames,
+        model=model,
+        device=device,
+        budget_seconds=budget,
+        output_dir=out_dir,
+    ).settings
+    with (
+        _step_progress() as progress,
+        open_session(settings.home, session, chat_services(settings, progress)) as chat,
+    ):
+        if new:
+            chat.reset()
+        earlier = chat.state()
+        if earlier is not None and earlier.turns:
+            out.print(
+                f"Session {session!r}: {len(earlier.turns)} earlier turn(s); the last: {escape(earlier.turns[-1].message)!r}"
+            )
+        scripted = bool(messages)
+        for message in messages or _typed_messages():
+            out.print(f"[bold]you>[/] {escape(message)}")
+            try:
+                reply = chat.send(message, ask=_ask_to_generate, auto_yes=yes)
+            except ReelgraphError as error:
+                if scripted:
+                    raise
+                err.print(f"[bold red]error:[/] {escape(error.message)}")
+                continue
+            _print_turn(reply)
+
+
+def _typed_messages():
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            return
+        if line.strip().lower() in ("exit", "quit", "bye"):
+            return
+        if line.strip():
+            yield line
+
+
+def _ask_to_generate(state) -> bool:
+    for note in state.turn.notes:
+        out.print(f"  {escape(note)}")
+    _print_plan(state.plan)
+    try:
+        return typer.confirm("Generate this video?", default=False, err=True)
+    except typer.Abort:  # no answer (end of input): don't generate
+        return False
+
+
+def _print_turn(reply) -> None:
+    state = reply.state
+    turn = state.turn
+    if not reply.asked:
+        for note in turn.notes:
+            out.print(f"  {escape(note)}")
+        if state.plan is not None:
+            _print_plan(state.plan)
+    for warning in state.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    if state.outputs:
+        out.print(f"[bold green]Done[/] (turn {turn.number}, seed {turn.seed}).")
+        for name, path in state.outputs.items():
+            out.print(f"  {name:9s}{path}")
+    elif turn.kinds != ["show_plan"]:
+        out.print("Not generated. Say what to change, or run again with --yes.")
+
+
+# -- caches ------------------------------------------------------------------------------------------
+cache_app = typer.Typer(no_args_is_help=True, help="The content-addressed caches in the data directory.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON only.")
+) -> None:
+    """Entries and disk use per cache: LLM answers, retrievals, inversions, LoRAs, clips."""
+    from agent.caches import cache_stats as stats_of
+
+    settings = _settings(ctx).settings
+    stats = stats_of(settings.cache_dir)
+    if as_json:
+        _print_json({"cache_dir": str(settings.cache_dir), "kinds": [s.model_dump() for s in stats]})
+        return
+    from datetime import datetime
+
+    from rich.table import Table
+
+    def when(stamp):
+        return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M") if stamp else "-"
+
+    table = Table(title=f"caches in {settings.cache_dir}", title_justify="left")
+    for column in ("cache", "entries", "MB", "least recently used", "most recently used"):
+        table.add_column(column)
+    for s in stats:
+        table.add_row(s.kind, str(s.entries), f"{s.bytes / 1e6:.2f}", when(s.oldest), when(s.newest))
+    out.print(table)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    ctx: typer.Context,
+    older_than: float = typer.Option(None, "--older-than", min=0, help="Remove entries unused for DAYS."),
+    max_gb: float = typer.Option(
+        None, "--max-gb", min=0, help="Then keep at most this much (LRU first out)."
+    ),
+    kinds: list[str] = typer.Option(
+        None, "--kind", help="Only these caches (repeatable): llm, retrievals, ..."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+) -> None:
+    """Remove cache entries by age and/or total size, least recently used first."""
+    from agent.caches import KINDS, prune
+
+    unknown = sorted(set(kinds or []) - set(KINDS))
+    if unknown:
+        raise ReelgraphError(f"Unknown cache: {', '.join(unknown)}.", fix=f"choose from {', '.join(KINDS)}.")
+    if older_than is None and max_gb is None:
+        raise ReelgraphError("Nothing to prune by.", fix="give --older-than DAYS and/or --max-gb GB.")
+    settings = _settings(ctx).settings
+    result = prune(
+        settings.cache_dir,
+        kinds or KINDS,
+        older_than_days=older_than,
+        max_bytes=None if max_gb is None else int(max_gb * 1e9),
+    )
+    if as_json:
+        _print_json(result.model_dump())
+        return
+    out.print(
+        f"Removed {result.removed} entries ({result.freed_bytes / 1e6:.2f} MB); "
+        f"{result.kept} remain ({result.kept_bytes / 1e6:.2f} MB)."
     )
 
 

@@ -122,6 +122,12 @@ def extension_step(
     )
 
 
+def clips_made(state: RunState, index: int) -> int:
+    """How many of scene ``index``'s clips are in ``state.clips`` (0 before its first clip)."""
+    before = sum(len(getattr(s.extension, "clips", None) or [1]) for s in state.scenes[:index])
+    return max(0, len(state.clips) - before)
+
+
 def planned_slots(scene: ScenePlan) -> list[ClipSlot]:
     clips = getattr(scene.extension, "clips", None)
     if not clips:
@@ -250,6 +256,7 @@ __all__ = [
     "check_scenes",
     "clip_call",
     "clip_label",
+    "clips_made",
     "extension_step",
     "finish_clip",
     "manifest_section",

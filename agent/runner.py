@@ -8,34 +8,46 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from agent import long_video
 from agent.graph import run_graph
+from agent.resume import resume as resume_run
+from agent.resume import run_checkpointed, saved_settings
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
 from generation.service import GenerationService, ProgressHook
-from reelgraph.runs import RunFolder
 from reelgraph.settings import Settings
 
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
+    from agent.caches import CachedRetriever, CachingGenerator
+    from agent.tools.llm_client import client_from_settings
     from agent.tools.pos_policy import PosPolicy
     from agent.tools.rewriter import make_rewriter
+    from agent.tools.tool_advisor import LLMToolAdvisor
     from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
     from motion_prior.tuner import MotionTuner
 
     generator = GenerationService(settings, progress=progress)
     retriever = PoolRetrieval(settings)
+    cached_retriever = CachedRetriever(
+        retriever,
+        settings.cache_dir,
+        {"text_model": settings.text_model, "spacy_model": settings.spacy_model},
+    )
+    llm = client_from_settings(settings) if settings.llm_tool_proposals else None
     return Services(
-        generator=generator,
+        generator=CachingGenerator(generator, settings.cache_dir) if settings.clip_cache else generator,
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
-        retriever=retriever,
+        retriever=cached_retriever,
         rewriter=make_rewriter(settings) if settings.rewrite else None,
         noise=NoiseSupportService(settings, lambda: generator.model_info),
         pos=PosPolicy.from_settings(settings),
         tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
+        advisor=LLMToolAdvisor(llm) if llm is not None else None,
     )
 
 
@@ -51,6 +63,7 @@ def make_request(settings: Settings, services: Services, scenes: list[SceneReque
         negative_prompt=settings.negative_prompt,
         extension=long_video.params_from_settings(settings),
         max_frames=settings.max_video_frames,
+        budget_seconds=settings.budget_seconds,
     )
 
 
@@ -64,6 +77,41 @@ def plan(
     services = services or make_services(settings)
     request = make_request(settings, services, _single_scene(settings, prompt, image))
     return run_graph(services, RunState(mode="plan", request=request))
+
+
+def plan_scenes(
+    settings: Settings,
+    scenes: list[SceneRequest],
+    services: Services | None = None,
+    origin: dict[str, Any] | None = None,
+) -> RunState:
+    """The plan of a request of one or more scenes (nothing loads a diffusion model)."""
+    services = services or make_services(settings)
+    request = make_request(settings, services, scenes)
+    return run_graph(services, RunState(mode="plan", request=request, origin=origin or {}))
+
+
+def plan_story(settings: Settings, text: str, services: Services | None = None) -> RunState:
+    """The plan of a free-text story, understood as the chat understands a new request."""
+    from agent.tools.llm_client import client_from_settings
+    from agent.understanding.understander import RequestUnderstander
+
+    services = services or make_services(settings)
+    understood = RequestUnderstander(client_from_settings(settings)).understand(text)
+    request = understood.request
+    info = services.generator.model_info
+    scenes = request.scene_requests(info.fps, settings.num_frames)
+    update = {"negative_prompt": request.negative_prompt() or settings.negative_prompt}
+    if request.seed is not None and settings.seed is None:
+        update["seed"] = request.seed
+    origin = {
+        "understanding": {
+            "engine": understood.engine,
+            "reason": understood.reason,
+            "fallback": understood.fallback,
+        }
+    }
+    return plan_scenes(settings.model_copy(update=update), scenes, services, origin=origin)
 
 
 def generate(
@@ -87,10 +135,25 @@ def generate_scenes(
     overwrite: bool = False,
     services: Services | None = None,
     progress: ProgressHook | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> RunState:
-    """Generate a video of one or more scenes (a storyboard), each scene continuing the one before."""
+    """Generate a video of one or more scenes (a storyboard, each scene continuing the one before),
+    checkpointed after every node (:mod:`agent.resume`).
+
+    ``origin`` (e.g. the chat turn that asked for it) is recorded in the manifest.
+    """
     services = services or make_services(settings, progress)
     request = make_request(settings, services, scenes)
-    # A plan that fails validation raises before any weights load, and RunFolder removes the folder.
-    with RunFolder(run_dir, overwrite=overwrite) as folder:
-        return run_graph(services, RunState(mode="generate", request=request, run_dir=str(folder)))
+    # A plan that fails validation raises before any weights load, and the folder is removed again.
+    state = RunState(mode="generate", request=request, run_dir=str(run_dir), origin=origin or {})
+    return run_checkpointed(services, state, settings, overwrite=overwrite)
+
+
+def resume(settings: Settings, run_dir: Path, progress: ProgressHook | None = None) -> RunState:
+    """Continue a killed run (``generate --resume``) with the settings it was started with.
+
+    Only the LLM key comes from ``settings`` (the current ones): it is never saved.
+    """
+    saved = saved_settings(run_dir)
+    started_with = Settings.model_validate({**saved, "llm_api_key": settings.llm_api_key})
+    return resume_run(Path(run_dir), make_services(started_with, progress))

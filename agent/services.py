@@ -82,6 +82,14 @@ class PromptRewriter(Protocol):
     def needs_references(self) -> bool: ...
 
 
+class ToolAdvisor(Protocol):
+    """Proposes tool choices per scene (``agent.tools.tool_advisor.LLMToolAdvisor``); rules decide."""
+
+    name: str
+
+    def propose(self, summary: dict[str, Any]) -> tuple[Any, Any]: ...
+
+
 @dataclass
 class Services:
     """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
@@ -94,3 +102,4 @@ class Services:
     noise: NoiseSupport | None = None
     pos: PosPolicy = field(default_factory=PosPolicy)
     tuner: MotionTuner | None = None
+    advisor: ToolAdvisor | None = None

@@ -55,6 +55,7 @@ class RunRequest(BaseModel):
     negative_prompt: str = ""
     extension: ExtensionParams = Field(default_factory=ExtensionParams)
     max_frames: int | None = None  # the longest video a request may ask for (all scenes together)
+    budget_seconds: float | None = None  # the time the user gave the run (--budget-seconds); rules enforce
 
 
 class ScenePlan(BaseModel):
@@ -102,6 +103,8 @@ class RunState(BaseModel):
     manifest_path: str | None = None
     timings: dict[str, float] = {}
     warnings: list[str] = []
+    policy: dict[str, Any] = {}  # the rule review: what was available, the LLM's proposals, what changed
+    origin: dict[str, Any] = {}  # where the request came from (a chat turn and its edits), for the manifest
 
     @property
     def scene(self) -> ScenePlan:
@@ -157,8 +160,20 @@ class RunState(BaseModel):
         return Path(self.run_dir) / "work"
 
     def plan_view(self) -> dict[str, Any]:
-        """``{"scenes": [...], "estimates": {"seconds", "peak_memory_gb"}}``: the plan's JSON."""
+        """``{"scenes": [...], "estimates": {...}, "policy": {...}}``: the plan's JSON.
+
+        ``policy`` (the rule review, :mod:`agent.tools.tool_policy`) and ``understanding`` (how a
+        chat message became scenes) appear once they exist.
+        """
         estimates = (
             self.estimates.model_dump() if self.estimates else {"seconds": None, "peak_memory_gb": None}
         )
-        return {"scenes": [scene.plan_view() for scene in self.scenes], "estimates": estimates}
+        view: dict[str, Any] = {
+            "scenes": [scene.plan_view() for scene in self.scenes],
+            "estimates": estimates,
+        }
+        if self.policy:
+            view["policy"] = self.policy
+        if self.origin.get("understanding"):
+            view["understanding"] = self.origin["understanding"]
+        return view

@@ -140,6 +140,17 @@ class Settings(BaseModel):
         0.75, ge=0, le=1, description="keyframe crop: shortest side as a fraction of the frame's"
     )
 
+    # -- the agent (chat, tool policy, caches) -----------------------------------------------------
+    budget_seconds: float | None = Field(
+        None, gt=0, description="time budget of a run; over it the rules drop optional tools"
+    )
+    llm_tool_proposals: bool = Field(
+        True, description="with an LLM, let it propose tools per scene (the rules decide)"
+    )
+    clip_cache: bool = Field(
+        True, description="reuse a clip made before with the same model, seed and request"
+    )
+
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"

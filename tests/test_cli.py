@@ -200,7 +200,7 @@ def test_plan_json_shape(home, tiny_model_dir):
     result = invoke("plan", PROMPT, "--model", str(tiny_model_dir), "--json", "--seed", "5")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert set(plan) == {"scenes", "estimates"}
+    assert set(plan) == {"scenes", "estimates", "policy"}
     assert {"seconds", "peak_memory_gb"} <= set(plan["estimates"])
     (scene,) = plan["scenes"]
     assert set(scene) == {

@@ -112,6 +112,7 @@ def test_plan_stops_before_gpu_nodes():
         "rewrite",
         "choose_noise",
         "estimate_costs",
+        "review_tools",
     }
     (scene,) = result.scenes
     assert scene.sampling.status == "planned" and scene.noise.source == "random"

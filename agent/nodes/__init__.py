@@ -13,6 +13,7 @@ from agent.nodes.extend import extend
 from agent.nodes.finalize import finalize
 from agent.nodes.noise import choose_noise
 from agent.nodes.retrieve import retrieve
+from agent.nodes.review import review_tools
 from agent.nodes.rewrite import rewrite
 from agent.nodes.sample import sample
 from agent.nodes.tune import tune_motion
@@ -26,6 +27,7 @@ __all__ = [
     "finalize",
     "parse_units",
     "retrieve",
+    "review_tools",
     "rewrite",
     "sample",
     "tune_motion",

@@ -63,6 +63,7 @@ def build_manifest(state: RunState, services: Services, outputs: OutputFiles) ->
         },
         "plan": state.plan_view(),
         "long_video": long_video.manifest_section(state, info.num_frames),
+        **({"origin": state.origin} if state.origin else {}),
         "timings": {name: round(seconds, 3) for name, seconds in state.timings.items()},
         "warnings": state.warnings,
         "outputs": {"video": "video.mp4", "gif": "video.gif", "sheet": "sheet.png"},

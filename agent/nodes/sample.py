@@ -18,8 +18,6 @@ def sample(state: RunState, services: Services) -> dict[str, Any]:
     request, path, extra = long_video.clip_call(state, scene.index, 0, previous)
     result = services.generator.sample_clip(request, path, label=label, **extra)
     result = long_video.finish_clip(result, slots[0])
-    if slots[0].start == "previous_scene":
-        long_video.unused_handoff(previous)
     sampling = scene.sampling.model_copy(
         update={"status": "done", "seconds": round(result.seconds, 2), **result.details}
     )

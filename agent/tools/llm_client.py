@@ -109,3 +109,69 @@ class LLMClient:
             with contextlib.suppress(OSError):  # the cache only saves time
                 write_json(path, entry)
         return answer, False
+
+    def structured(
+        self,
+        messages: Sequence[tuple[str, str]],
+        schema: type,
+        record: dict[str, Any] | None = None,
+        template: str = "",
+    ) -> tuple[str, Any, str | None, bool]:
+        """Structured output (the server's JSON-schema mode): ``(raw, parsed, parse_error, from_cache)``.
+
+        ``parsed`` is a ``schema`` instance, or ``None`` with ``parse_error`` saying why (malformed
+        or empty JSON, a schema mismatch). Only answers that parsed are cached.
+
+        Raises:
+            LLMUnavailable: as :meth:`complete`.
+        """
+        key = self.cache_key(messages, f"structured:{schema.__name__}:{template}")
+        path = self.cache_root / f"{key}.json" if self.cache_root is not None else None
+        if path is not None and path.is_file():
+            try:
+                raw = str(json.loads(path.read_text())["answer"])
+                return raw, schema.model_validate_json(raw), None, True
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry is asked again and overwritten
+        import openai
+        import pydantic
+
+        runnable = self._client().with_structured_output(schema, method="json_schema", include_raw=True)
+        try:
+            result = runnable.invoke(list(messages))
+        except (pydantic.ValidationError, json.JSONDecodeError) as error:  # the client parsed and refused
+            return "", None, _short(f"{type(error).__name__}: {error}"), False
+        except openai.OpenAIError as error:
+            raise LLMUnavailable(f"{type(error).__name__}: {error}") from error
+        except (OSError, ValueError) as error:
+            raise LLMUnavailable(f"{type(error).__name__}: {error}") from error
+        content = result["raw"].content if result.get("raw") is not None else ""
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+        raw, parsed, error = str(content), result.get("parsed"), result.get("parsing_error")
+        if parsed is None and error is None:
+            error = "the answer was empty" if not raw.strip() else "the answer did not parse"
+        if parsed is not None and path is not None:
+            entry = {"model": self.model, "template_hash": template, **(record or {}), "answer": raw}
+            with contextlib.suppress(OSError):
+                write_json(path, entry)
+        return raw, parsed, None if parsed is not None else _short(error), False
+
+
+def client_from_settings(settings) -> LLMClient | None:
+    """The settings' LLM (``llm_model`` at ``llm_base_url``), or ``None`` when no model is named."""
+    if not settings.llm_model:
+        return None
+    return LLMClient(
+        settings.llm_model,
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+        cache_dir=settings.cache_dir,
+    )
+
+
+def _short(error: Any) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
