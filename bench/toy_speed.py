@@ -102,6 +102,16 @@ def end_to_end(model_path: str, repeats: int, steps: int, guidance: float, promp
     return {"total": total, **parts, "unet_parameters": model.info.unet_parameters}
 
 
+def planner_estimate(model_path: str, steps: int, guidance: float) -> float:
+    """Seconds that ``plan`` would predict for the same clip on this device kind."""
+    from generation.estimate import estimate_clip
+    from generation.model_info import locate_model, read_model_info
+
+    folder, model_id = locate_model(model_path)
+    info = read_model_info(folder, model_id)
+    return estimate_clip(info, info.num_frames, steps, guidance, "cpu")[0]
+
+
 def candidates(repeats: int, steps: int, decode_s: float) -> list[tuple[str, float, float, float]]:
     from toyworld import architecture
 
@@ -157,6 +167,13 @@ def main() -> None:
         lines.append(f"| {part} | {min(result[part]):.3f} | {statistics.median(result[part]):.3f} |")
     lines.append(f"| **total** | **{min(total):.3f}** | **{statistics.median(total):.3f}** |")
     lines += ["", f"Target <= 3 s per clip: **{'met' if min(total) <= 3.0 else 'NOT met'}** (minimum run)."]
+    estimate = planner_estimate(model_path, args.steps, args.guidance)
+    lines += [
+        "",
+        f"The planner's estimate (`generation/estimate.py`, CPU constants): {estimate:.3f} s; "
+        f"measured median / estimate = {statistics.median(total) / estimate:.2f} "
+        "(the estimate promises a factor of about two).",
+    ]
     if args.candidates:
         decode = min(result["decode"])
         lines += [

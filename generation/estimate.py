@@ -18,8 +18,8 @@ import shutil
 
 from generation.model_info import ModelInfo
 
-# Effective FLOP/s of a UNet forward pass (calibrated; see bench/results/estimates.md).
-EFFECTIVE_FLOPS = {"cpu": 2.0e10, "cuda": 8.0e13, "mps": 4.0e12}
+# Effective FLOP/s of a UNet forward pass (calibrated on the toy model: bench/results/toy_speed.md).
+EFFECTIVE_FLOPS = {"cpu": 1.2e10, "cuda": 8.0e13, "mps": 4.0e12}
 BYTES_PER_PARAM = {"cpu": 4, "cuda": 2, "mps": 2}
 ACTIVATION_BYTES_PER_POSITION_CHANNEL = 4 * 24  # a UNet keeps ~24 feature maps alive at its widest level
 
