@@ -236,6 +236,35 @@ def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_v
     assert not (tmp_path / "home" / "chroma").exists()
 
 
+def test_every_clip_of_an_extended_scene_samples_with_the_lora(tmp_path, model_dir, pool_video):
+    """A scene longer than one clip: the extension clips carry the LoRA too, and the base model is untouched."""
+    settings = _settings(tmp_path / "home", model_dir, num_frames=7)
+    generator = GenerationService(settings)
+    services = Services(
+        generator=generator,
+        device="cpu",
+        parser=UnitParsing(),
+        retriever=OneHitPool(str(pool_video)),
+        tuner=MotionTuner(settings, generator),
+    )
+    before = {k: v.clone() for k, v in generator.model.unet.state_dict().items()}
+    calls = []
+    sample_clip = generator.sample_clip
+
+    def recording(request, path, label="sampling", extension=None):
+        calls.append((request.lora_path, extension is not None))
+        return sample_clip(request, path, label=label, extension=extension)
+
+    generator.sample_clip = recording
+    runner.generate(settings, PROMPT, tmp_path / "run", services=services)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    lora = manifest["plan"]["scenes"][0]["tuning"]["lora_path"]
+    assert len(calls) >= 2 and any(extended for _, extended in calls)
+    assert all(path == lora for path, _ in calls)
+    state = generator.model.unet.state_dict()
+    assert all(torch.equal(state[k], before[k]) for k in before)
+
+
 def test_cli_tune_reports_miss_then_hit(tmp_path, model_dir, pool_video, monkeypatch):
     monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
     args = ["tune", "--prompt", PROMPT, "--video", str(pool_video), "--steps", "2", "--model", str(model_dir)]
