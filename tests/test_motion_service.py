@@ -224,6 +224,9 @@ def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_v
     assert first["status"] == second["status"] == "done"
     assert first["key"] == second["key"] and first["cache_hit"] is False and second["cache_hit"] is True
     assert first["lora_path"] == second["lora_path"]
+    assert (
+        0 < first["train_seconds"] <= first["seconds"] and second["train_seconds"] == second["seconds"] == 0
+    )
     assert "tune_motion" in manifests[0]["timings"]
 
     # A prompt without a rare motion plans no tuning, with the reason; so does a rare one without a pool.
