@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from bench.common import command, machine, write_result
+from reelgraph.atomic import write_json
 
 CONDITIONS = ("base", "retrieved", "random")
 
@@ -128,6 +129,34 @@ def collect(args: argparse.Namespace) -> dict:
     out = args.work / "runs"
     rows: list[dict] = []
     started = time.perf_counter()
+
+    def save(finished: bool) -> dict:
+        """Rows so far and the settings, to ``<work>/rows.json`` (after every prompt: a cut-off run keeps its rows)."""
+        meta = {
+            "model": args.model,
+            "frames": f"{info.num_frames} frames of {info.height}x{info.width}",
+            "inference_steps": args.inference_steps,
+            "guidance": guidance,
+            "tuning": tuner.config().model_dump(mode="json"),
+            "lora_scale": settings.lora_scale,
+            "pool": f"{args.pool_size} toy videos (seed {args.pool_seed})",
+            "prompts": {
+                m: f"prompt_set(n={len(v)}, seed={args.seed if m == 'zigzag' else args.seed + 1})"
+                + (f"[{start}:{stop}]" if args.range else "")
+                for m, v in sets.items()
+            },
+            "samples": args.samples,
+            "seconds": round(time.perf_counter() - started, 1),
+            "work": str(args.work),
+            "command": command(),
+            "machine": machine(),
+        }
+        meta["finished"] = finished
+        result = {"rows": rows, "meta": meta}
+        args.work.mkdir(parents=True, exist_ok=True)
+        write_json(args.work / "rows.json", result)
+        return result
+
     start, stop = args.range or (0, None)
     for motion, prompts in sets.items():
         for index, item in list(enumerate(prompts))[start:stop]:
@@ -188,35 +217,14 @@ def collect(args: argparse.Namespace) -> dict:
                         }
                     )
             rows.append(row)
+            save(finished=False)
             seen = {n: [s["seen_motion"] for s in row["samples"][n]] for n in CONDITIONS}
             print(
                 f"[{time.perf_counter() - started:7.0f}s] {motion} {index + 1}/{len(prompts)} {prompt!r}: {seen}",
                 flush=True,
             )
 
-    meta = {
-        "model": args.model,
-        "frames": f"{info.num_frames} frames of {info.height}x{info.width}",
-        "inference_steps": args.inference_steps,
-        "guidance": guidance,
-        "tuning": tuner.config().model_dump(mode="json"),
-        "lora_scale": settings.lora_scale,
-        "pool": f"{args.pool_size} toy videos (seed {args.pool_seed})",
-        "prompts": {
-            m: f"prompt_set(n={len(v)}, seed={args.seed if m == 'zigzag' else args.seed + 1})"
-            + (f"[{start}:{stop}]" if args.range else "")
-            for m, v in sets.items()
-        },
-        "samples": args.samples,
-        "seconds": round(time.perf_counter() - started, 1),
-        "work": str(args.work),
-        "command": command(),
-        "machine": machine(),
-    }
-    result = {"rows": rows, "meta": meta}
-    args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / "rows.json").write_text(json.dumps(result, indent=1))
-    return result
+    return save(finished=True)
 
 
 def report(name: str, rows: list[dict], metas: list[dict]) -> None:
@@ -252,6 +260,7 @@ def report(name: str, rows: list[dict], metas: list[dict]) -> None:
     )
     runs = "\n".join(
         f"  - `{m['command']}` ({m['seconds']:.0f} s on {m['machine']}; rows `{m['work']}/rows.json`)"
+        + ("" if m.get("finished", True) else " **cut off before its last prompt**")
         for m in metas
     )
     prompts = "; ".join(f"{k}: `toyworld.captions.{v}`" for m in metas for k, v in m["prompts"].items())
