@@ -16,7 +16,13 @@ probe's motion label against the prompt's (``toyworld.metrics.score``);
 colour and all-correct accuracy are reported beside it, and so is how often
 the retrieved video's own label has the prompt's motion.
 
-    python bench/motion_prior.py [--prompts 20] [--samples 1] [--common move_right] [--steps 150]
+    python bench/motion_prior.py [--prompts 20] [--common-prompts 20] [--samples 1] [--common move_right] [--steps 150]
+
+The two prompt sets can run in two processes (``--only zigzag`` / ``--only
+common``, each with its own ``--work``; a copy of the indexed home is fine),
+then one table is written from their rows:
+
+    python bench/motion_prior.py --merge WORK_A WORK_B
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from bench.common import write_result
+from bench.common import command, machine, write_result
+from reelgraph.atomic import write_json
 
 CONDITIONS = ("base", "retrieved", "random")
 
@@ -47,7 +54,22 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="toy")
-    parser.add_argument("--prompts", type=int, default=20, help="prompts per motion")
+    parser.add_argument("--prompts", type=int, default=20, help="zigzag prompts")
+    parser.add_argument(
+        "--common-prompts", type=int, default=None, help="prompts of the common motion (default: --prompts)"
+    )
+    parser.add_argument("--only", choices=("zigzag", "common"), default=None, help="run one prompt set")
+    parser.add_argument(
+        "--range",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("START", "STOP"),
+        help="only prompts START..STOP-1 of each set (same seeds and videos as in a whole run)",
+    )
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="only write the table from these --work folders"
+    )
     parser.add_argument("--samples", type=int, default=1, help="samples per prompt and condition")
     parser.add_argument("--common", default="move_right", help="the common motion checked for harm")
     parser.add_argument("--steps", type=int, default=None, help="tuning steps (default: the setting's)")
@@ -59,7 +81,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--name", default="motion_prior_toy")
     args = parser.parse_args()
+    if args.merge:
+        runs = [json.loads((work / "rows.json").read_text()) for work in args.merge]
+        report(args.name, [row for run in runs for row in run["rows"]], [run["meta"] for run in runs])
+        return
+    run = collect(args)
+    report(args.name, run["rows"], [run["meta"]])
 
+
+def collect(args: argparse.Namespace) -> dict:
+    """Tune, sample and probe every prompt of the chosen sets; rows and settings go to ``<work>/rows.json``."""
     import torch
 
     if args.threads:
@@ -88,17 +119,50 @@ def main() -> None:
     info = generator.model_info
     guidance = generator.default_guidance()
 
+    common_n = args.prompts if args.common_prompts is None else args.common_prompts
     sets = {
         "zigzag": prompt_set(args.prompts, seed=args.seed, distribution="eval", motions=["zigzag"]),
-        args.common: prompt_set(args.prompts, seed=args.seed + 1, distribution="eval", motions=[args.common]),
+        args.common: prompt_set(common_n, seed=args.seed + 1, distribution="eval", motions=[args.common]),
     }
-    rng = np.random.default_rng(args.seed)
+    if args.only is not None:
+        sets = {m: v for m, v in sets.items() if (m == "zigzag") == (args.only == "zigzag")}
     out = args.work / "runs"
     rows: list[dict] = []
     started = time.perf_counter()
+
+    def save(finished: bool) -> dict:
+        """Rows so far and the settings, to ``<work>/rows.json`` (after every prompt: a cut-off run keeps its rows)."""
+        meta = {
+            "model": args.model,
+            "frames": f"{info.num_frames} frames of {info.height}x{info.width}",
+            "inference_steps": args.inference_steps,
+            "guidance": guidance,
+            "tuning": tuner.config().model_dump(mode="json"),
+            "lora_scale": settings.lora_scale,
+            "pool": f"{args.pool_size} toy videos (seed {args.pool_seed})",
+            "prompts": {
+                m: f"prompt_set(n={len(v)}, seed={args.seed if m == 'zigzag' else args.seed + 1})"
+                + (f"[{start}:{stop}]" if args.range else "")
+                for m, v in sets.items()
+            },
+            "samples": args.samples,
+            "seconds": round(time.perf_counter() - started, 1),
+            "work": str(args.work),
+            "command": command(),
+            "machine": machine(),
+        }
+        meta["finished"] = finished
+        result = {"rows": rows, "meta": meta}
+        args.work.mkdir(parents=True, exist_ok=True)
+        write_json(args.work / "rows.json", result)
+        return result
+
+    start, stop = args.range or (0, None)
     for motion, prompts in sets.items():
-        for index, item in enumerate(prompts):
+        for index, item in list(enumerate(prompts))[start:stop]:
             prompt, label = item["prompt"], item["label"]
+            # a random video per (set, prompt): the control does not depend on which prompts a process runs
+            rng = np.random.default_rng([args.seed, 0 if motion == "zigzag" else 1, index])
             random_id = pool_ids[int(rng.integers(len(pool_ids)))]
             jobs = {"retrieved": tuner.plan(prompt), "random": tuner.plan(prompt, video=random_id)}
             outcomes = {name: tuner.run(job) for name, job in jobs.items()}
@@ -121,8 +185,11 @@ def main() -> None:
                 },
                 "samples": {name: [] for name in CONDITIONS},
             }
-            retrieved = store.get([jobs["retrieved"].video.id])
-            row["retrieved_label_motion"] = (retrieved[0].label or {}).get("motion") if retrieved else None
+            for name, job in jobs.items():
+                record = store.get([job.video.id])
+                row["videos"][name]["label_motion"] = (
+                    (record[0].label or {}).get("motion") if record else None
+                )
             for k in range(args.samples):
                 base = ClipRequest(
                     prompt=prompt,
@@ -150,49 +217,71 @@ def main() -> None:
                         }
                     )
             rows.append(row)
+            save(finished=False)
             seen = {n: [s["seen_motion"] for s in row["samples"][n]] for n in CONDITIONS}
             print(
-                f"[{time.perf_counter() - started:7.0f}s] {motion} {index + 1}/{len(prompts)} {prompt!r}: {seen}"
+                f"[{time.perf_counter() - started:7.0f}s] {motion} {index + 1}/{len(prompts)} {prompt!r}: {seen}",
+                flush=True,
             )
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / "rows.json").write_text(json.dumps(rows, indent=1))
+    return save(finished=True)
+
+
+def report(name: str, rows: list[dict], metas: list[dict]) -> None:
+    """The accuracy table (one line per prompt set and condition) and what the tuning runs did."""
+    meta = metas[0]
+    motions = list(dict.fromkeys(r["motion"] for r in rows))
     lines = [
         "| prompts | condition | motion acc | colour acc | all-correct acc |",
         "|---|---|---|---|---|",
     ]
-    for motion in sets:
+    for motion in motions:
         subset = [r for r in rows if r["motion"] == motion]
-        for name in CONDITIONS:
+        samples = len(subset[0]["samples"]["base"]) if subset else 0
+        for condition in CONDITIONS:
             lines.append(
-                f"| {motion} ({len(subset)} x {args.samples}) | {name} | {_accuracy(subset, name, 'motion_ok'):.2f} | "
-                f"{_accuracy(subset, name, 'color_ok'):.2f} | {_accuracy(subset, name, 'all_ok'):.2f} |"
+                f"| {motion} ({len(subset)} x {samples}) | {condition} | "
+                f"{_accuracy(subset, condition, 'motion_ok'):.2f} | "
+                f"{_accuracy(subset, condition, 'color_ok'):.2f} | {_accuracy(subset, condition, 'all_ok'):.2f} |"
             )
-    retrieval = {
-        motion: float(np.mean([r["retrieved_label_motion"] == motion for r in rows if r["motion"] == motion]))
-        for motion in sets
+    video_motion = {
+        f"{motion} {condition}": float(
+            np.mean([r["videos"][condition]["label_motion"] == motion for r in rows if r["motion"] == motion])
+        )
+        for motion in motions
+        for condition in ("retrieved", "random")
     }
     tuned = [v for r in rows for v in r["videos"].values() if not v["cache_hit"]]
     fallbacks = sum(1 for r in rows for v in r["videos"].values() if v["fallback"])
     tune_seconds = statistics.median(v["tune_seconds"] for v in tuned) if tuned else 0.0
     losses = [(v["loss"].get("first"), v["loss"].get("last")) for v in tuned if v["loss"]]
+    loss_line = (
+        f"{np.mean([a for a, _ in losses]):.3f} -> {np.mean([b for _, b in losses]):.3f}" if losses else "n/a"
+    )
+    runs = "\n".join(
+        f"  - `{m['command']}` ({m['seconds']:.0f} s on {m['machine']}; rows `{m['work']}/rows.json`)"
+        + ("" if m.get("finished", True) else " **cut off before its last prompt**")
+        for m in metas
+    )
+    prompts = "; ".join(f"{k}: `toyworld.captions.{v}`" for m in metas for k, v in m["prompts"].items())
     body = f"""
-Model `{args.model}` ({info.num_frames} frames of {info.height}x{info.width}), {args.inference_steps} DDIM steps,
-guidance {guidance:g}; tuning: {tuner.config().model_dump_json()}; LoRA scale {settings.lora_scale}.
-Pool: {args.pool_size} toy videos (seed {args.pool_seed}), all 14 motions equally likely.
-Prompts: `toyworld.captions.prompt_set(n={args.prompts}, seed={args.seed} / {args.seed + 1}, "eval")`,
-one motion each; the same sampling seeds in every condition. Judge: the toy probe.
+Model `{meta["model"]}` ({meta["frames"]}), {meta["inference_steps"]} DDIM steps, guidance {meta["guidance"]:g};
+tuning: `{json.dumps(meta["tuning"])}`; LoRA scale {meta["lora_scale"]}.
+Pool: {meta["pool"]}, all 14 motions equally likely.
+Prompts ("eval" distribution, one motion each): {prompts}; the same sampling seeds in every condition.
+Judge: the toy probe (`toyworld.probe`, scored by `toyworld.metrics.score`).
 
 {chr(10).join(lines)}
 
-- retrieved video has the prompt's motion (its pool label): {", ".join(f"{m} {v:.2f}" for m, v in retrieval.items())}
+- tuning video's pool label has the prompt's motion: {", ".join(f"{k} {v:.2f}" for k, v in video_motion.items())}
 - keyframe fallbacks (nothing detected): {fallbacks} of {2 * len(rows)} tuning videos
 - tuning runs: {len(tuned)} (others were cache hits), median {tune_seconds:.1f} s each;
-  mean loss first tenth -> last tenth: {np.mean([a for a, _ in losses]):.3f} -> {np.mean([b for _, b in losses]):.3f}
-- total wall time: {time.perf_counter() - started:.0f} s; per-prompt rows: `{args.work / "rows.json"}`
+  mean loss first tenth -> last tenth: {loss_line}
+- runs:
+{runs}
 """
     write_result(
-        args.name, "Motion priors on the toy world: base vs tuned on the retrieved vs a random video", body
+        name, "Motion priors on the toy world: base vs tuned on the retrieved vs a random video", body
     )
 
 

@@ -224,6 +224,9 @@ def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_v
     assert first["status"] == second["status"] == "done"
     assert first["key"] == second["key"] and first["cache_hit"] is False and second["cache_hit"] is True
     assert first["lora_path"] == second["lora_path"]
+    assert (
+        0 < first["train_seconds"] <= first["seconds"] and second["train_seconds"] == second["seconds"] == 0
+    )
     assert "tune_motion" in manifests[0]["timings"]
 
     # A prompt without a rare motion plans no tuning, with the reason; so does a rare one without a pool.
@@ -234,6 +237,35 @@ def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_v
     step = runner.plan(settings, PROMPT, services=no_pool).plan_view()["scenes"][0]["tuning"]
     assert step["status"] == "skipped" and "no motion-prior video" in step["reason"]
     assert not (tmp_path / "home" / "chroma").exists()
+
+
+def test_every_clip_of_an_extended_scene_samples_with_the_lora(tmp_path, model_dir, pool_video):
+    """A scene longer than one clip: the extension clips carry the LoRA too, and the base model is untouched."""
+    settings = _settings(tmp_path / "home", model_dir, num_frames=7)
+    generator = GenerationService(settings)
+    services = Services(
+        generator=generator,
+        device="cpu",
+        parser=UnitParsing(),
+        retriever=OneHitPool(str(pool_video)),
+        tuner=MotionTuner(settings, generator),
+    )
+    before = {k: v.clone() for k, v in generator.model.unet.state_dict().items()}
+    calls = []
+    sample_clip = generator.sample_clip
+
+    def recording(request, path, label="sampling", extension=None):
+        calls.append((request.lora_path, extension is not None))
+        return sample_clip(request, path, label=label, extension=extension)
+
+    generator.sample_clip = recording
+    runner.generate(settings, PROMPT, tmp_path / "run", services=services)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    lora = manifest["plan"]["scenes"][0]["tuning"]["lora_path"]
+    assert len(calls) >= 2 and any(extended for _, extended in calls)
+    assert all(path == lora for path, _ in calls)
+    state = generator.model.unet.state_dict()
+    assert all(torch.equal(state[k], before[k]) for k in before)
 
 
 def test_cli_tune_reports_miss_then_hit(tmp_path, model_dir, pool_video, monkeypatch):

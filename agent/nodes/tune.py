@@ -34,6 +34,7 @@ def tune_motion(state: RunState, services: Services) -> dict[str, Any]:
             "lora_path": outcome["lora_path"],
             "cache_hit": outcome["cache_hit"],
             "seconds": outcome["seconds"],
+            "train_seconds": outcome.get("train_seconds", 0.0),
             "loss": outcome["loss"],
         }
     )
