@@ -6,6 +6,7 @@ STAMP   := $(VENV)/.reelgraph-installed
 # A CPU torch where no NVIDIA GPU answers (here pip takes 2.13.0 from the local disk).
 TORCH   ?= $(shell nvidia-smi >/dev/null 2>&1 && echo "torch>=2.2" || echo "torch==2.13.0")
 PROMPT  ?= a red ball rolls to the right
+SEED    ?= 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 # rewriter and videos for ONA noise (POS), so it runs the whole planning path without an LLM.
 demo: $(STAMP)
 	$(PY) cli.py index toy --n 300 --json > /dev/null
-	$(PY) cli.py generate "$(PROMPT)" --out outputs/demo --overwrite
+	$(PY) cli.py generate "$(PROMPT)" --seed $(SEED) --out outputs/demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
