@@ -104,7 +104,39 @@ def part_a(settings, args, clip: int) -> dict[str, Any]:
         if unknown:
             raise SystemExit(f"unknown --configs {unknown}; choose from {list(configs)}")
         configs = {name: configs[name] for name in args.configs}
+    if args.shard is not None:
+        generate_interleaved(settings, rows, configs, args.work / "extension", args.seed, args.shard)
+        return {}
     return run_eval(settings, rows, args.work / "extension", samples=1, seed=args.seed, configs=configs)
+
+
+def generate_interleaved(settings, rows, configs, out_dir: Path, seed: int, shard: tuple[int, int]) -> None:
+    """Make part A's samples prompt by prompt, every row in turn, for prompts ``index % n == i``.
+
+    The same folders and seeds as ``run_eval`` (one sample per prompt), which then reads them back:
+    on a busy machine a run cut short leaves every row with the same prompts done. Shards let two
+    processes share the work.
+    """
+    from agent import runner
+    from toyworld.evaluation import SAMPLE_DIR, _config_settings, _sample
+
+    i, n = shard
+    services = {}
+    for index, row in enumerate(rows):
+        if index % n != i:
+            continue
+        for name, overrides in configs.items():
+            config = _config_settings(settings, overrides)
+            if name not in services:
+                services[name] = runner.make_services(config)
+            _sample(
+                config,
+                services[name],
+                row.prompt,
+                seed + index,
+                out_dir / name / SAMPLE_DIR / f"{index:04d}-0",
+            )
+        print(f"prompt {index} done, all rows", flush=True)
 
 
 def storyboards(n: int, seed: int) -> list[dict[str, Any]]:
@@ -364,6 +396,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)  # 2 threads on 2 busy cores run ~6x slower
     parser.add_argument("--parts", default="abc")
     parser.add_argument("--configs", nargs="+", help="part A rows to run (default: all)")
+    parser.add_argument(
+        "--shard",
+        type=lambda text: tuple(int(v) for v in text.split("/")),
+        help="I/N: only make part A's samples for prompts with index %% N == I, rows interleaved; no results",
+    )
     parser.add_argument("--story-configs", nargs="+", help="part B rows to run (default: all)")
     args = parser.parse_args()
 
@@ -391,6 +428,8 @@ def main() -> None:
     b = part_b(settings, args, clip) if "b" in args.parts else {}
     c = part_c(settings, args, clip) if "c" in args.parts else {}
     minutes = (time.perf_counter() - started) / 60
+    if args.shard is not None:
+        return
     write_json(RESULTS / "long_video_compare.json", {"extension": a, "storyboards": b, "image_start": c})
     plot(a, b, c, RESULTS / "long_video_compare.png")
     new = clip + (args.clips - 1) * (clip - clip // 2)
