@@ -60,6 +60,7 @@ def child(args: argparse.Namespace) -> None:
             "num_inference_steps": args.steps,
             "num_frames": frames,
             "seed": 0,
+            "motion_tuning": "never",  # measure extension alone
         },
         home=home,
         environ={},

@@ -99,7 +99,44 @@ def part_a(settings, args, clip: int) -> dict[str, Any]:
 
     rows = [PromptRow(**row) for row in prompt_set(args.prompts, seed=args.seed, motions=EXTENSION_MOTIONS)]
     configs = extension_configs(clip, args.clips)
+    if args.configs:
+        unknown = sorted(set(args.configs) - set(configs))
+        if unknown:
+            raise SystemExit(f"unknown --configs {unknown}; choose from {list(configs)}")
+        configs = {name: configs[name] for name in args.configs}
+    if args.shard is not None:
+        generate_interleaved(settings, rows, configs, args.work / "extension", args.seed, args.shard)
+        return {}
     return run_eval(settings, rows, args.work / "extension", samples=1, seed=args.seed, configs=configs)
+
+
+def generate_interleaved(settings, rows, configs, out_dir: Path, seed: int, shard: tuple[int, int]) -> None:
+    """Make part A's samples prompt by prompt, every row in turn, for prompts ``index % n == i``.
+
+    The same folders and seeds as ``run_eval`` (one sample per prompt), which then reads them back:
+    on a busy machine a run cut short leaves every row with the same prompts done. Shards let two
+    processes share the work.
+    """
+    from agent import runner
+    from toyworld.evaluation import SAMPLE_DIR, _config_settings, _sample
+
+    i, n = shard
+    services = {}
+    for index, row in enumerate(rows):
+        if index % n != i:
+            continue
+        for name, overrides in configs.items():
+            config = _config_settings(settings, overrides)
+            if name not in services:
+                services[name] = runner.make_services(config)
+            _sample(
+                config,
+                services[name],
+                row.prompt,
+                seed + index,
+                out_dir / name / SAMPLE_DIR / f"{index:04d}-0",
+            )
+        print(f"prompt {index} done, all rows", flush=True)
 
 
 def storyboards(n: int, seed: int) -> list[dict[str, Any]]:
@@ -131,7 +168,10 @@ def part_b(settings, args, clip: int) -> dict[str, Any]:
 
     boards = storyboards(args.storyboards, args.seed + 1)
     results: dict[str, Any] = {}
-    for name, overrides in STORY_CONFIGS.items():
+    story_configs = {
+        n: c for n, c in STORY_CONFIGS.items() if not args.story_configs or n in args.story_configs
+    }
+    for name, overrides in story_configs.items():
         config = settings.model_copy(update=overrides)
         services = runner.make_services(config)
         rows = []
@@ -268,20 +308,14 @@ C_COLUMNS = [
 ]
 
 
-def plot(a: dict, b: dict, c: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), width_ratios=[3, 2, 1.4])
+def _plot_extension(ax, a: dict) -> None:
     names = list(a)
     keys = ["identity_persistence", "content_cycling", "motion_acc_per_clip", "color_acc"]
     width = 0.8 / (len(keys) + 1)
     x = np.arange(len(names))
     for j, key in enumerate(keys):
-        axes[0].bar(x + j * width, [a[n].get(key) or 0 for n in names], width, label=key)
-    smooth = axes[0].twinx()
+        ax.bar(x + j * width, [a[n].get(key) or 0 for n in names], width, label=key)
+    smooth = ax.twinx()
     smooth.plot(
         x + 0.4 - width / 2,
         [a[n].get("boundary_smoothness") or 0 for n in names],
@@ -290,28 +324,57 @@ def plot(a: dict, b: dict, c: dict, path: Path) -> None:
     )
     smooth.axhline(1.0, color="k", lw=0.6, ls=":")
     smooth.set_ylabel("boundary smoothness (1 = seamless)")
-    axes[0].set_xticks(x + 0.4 - width / 2, names, rotation=25, ha="right", fontsize=8)
-    axes[0].set_ylim(0, 1.05)
-    axes[0].legend(fontsize=7, loc="upper left")
+    ax.set_xticks(x + 0.4 - width / 2, names, rotation=25, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, loc="upper left")
     smooth.legend(fontsize=7, loc="upper right")
-    axes[0].set_title("A. 4-clip videos")
-    names_b = list(b)
-    keys_b = ["color_kept", "shape_kept", "identity_kept", "motion_right_after"]
-    width_b = 0.8 / len(keys_b)
-    for j, key in enumerate(keys_b):
-        axes[1].bar(np.arange(len(names_b)) + j * width_b, [b[n][key] for n in names_b], width_b, label=key)
-    axes[1].set_xticks(
-        np.arange(len(names_b)) + 0.4 - width_b / 2, names_b, rotation=15, ha="right", fontsize=8
+    ax.set_title("A. 4-clip videos")
+
+
+def _plot_storyboards(ax, b: dict) -> None:
+    names = list(b)
+    keys = ["color_kept", "shape_kept", "identity_kept", "motion_right_after"]
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        ax.bar(np.arange(len(names)) + j * width, [b[n][key] for n in names], width, label=key)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=15, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    ax.set_title("B. 2-scene storyboards: across the change")
+
+
+def _plot_images(ax, c: dict) -> None:
+    names = list(c)
+    ax.bar(names, [c[n]["psnr_first_frame"] for n in names], color="gray", label="frame 0")
+    ax.plot(names, [c[n]["psnr_last_frame"] for n in names], "ko-", label="last frame")
+    ax.set_ylabel("PSNR vs the image (dB)")
+    ax.legend(fontsize=7)
+    ax.set_title("C. image starts")
+
+
+def plot(a: dict, b: dict, c: dict, path: Path) -> None:
+    """One panel per part that ran."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        (f, d, w)
+        for f, d, w in ((_plot_extension, a, 3), (_plot_storyboards, b, 2), (_plot_images, c, 1.4))
+        if d
+    ]
+    if not panels:
+        return
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(sum(w for *_, w in panels) * 2.5 + 1, 4.6),
+        width_ratios=[w for *_, w in panels],
+        squeeze=False,
     )
-    axes[1].set_ylim(0, 1.05)
-    axes[1].legend(fontsize=7)
-    axes[1].set_title("B. 2-scene storyboards: across the change")
-    names_c = list(c)
-    axes[2].bar(names_c, [c[n]["psnr_first_frame"] for n in names_c], color="gray", label="frame 0")
-    axes[2].plot(names_c, [c[n]["psnr_last_frame"] for n in names_c], "ko-", label="last frame")
-    axes[2].set_ylabel("PSNR vs the image (dB)")
-    axes[2].legend(fontsize=7)
-    axes[2].set_title("C. image starts")
+    for ax, (draw, data, _) in zip(axes[0], panels, strict=True):
+        draw(ax, data)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -332,6 +395,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("outputs/long_video_compare"))
     parser.add_argument("--threads", type=int, default=1)  # 2 threads on 2 busy cores run ~6x slower
     parser.add_argument("--parts", default="abc")
+    parser.add_argument("--configs", nargs="+", help="part A rows to run (default: all)")
+    parser.add_argument(
+        "--shard",
+        type=lambda text: tuple(int(v) for v in text.split("/")),
+        help="I/N: only make part A's samples for prompts with index %% N == I, rows interleaved; no results",
+    )
+    parser.add_argument("--story-configs", nargs="+", help="part B rows to run (default: all)")
     args = parser.parse_args()
 
     import torch
@@ -343,7 +413,13 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     clip = read_model_info(locate_model(args.model)[0]).num_frames
     settings = load_settings(
-        {"model": args.model, "device": args.device, "num_inference_steps": args.steps},
+        # Motion tuning off: the rows compare extension methods, not LoRAs for rare motions.
+        {
+            "model": args.model,
+            "device": args.device,
+            "num_inference_steps": args.steps,
+            "motion_tuning": "never",
+        },
         home=args.work / "home",
         environ={},
     ).settings
@@ -352,9 +428,10 @@ def main() -> None:
     b = part_b(settings, args, clip) if "b" in args.parts else {}
     c = part_c(settings, args, clip) if "c" in args.parts else {}
     minutes = (time.perf_counter() - started) / 60
+    if args.shard is not None:
+        return
     write_json(RESULTS / "long_video_compare.json", {"extension": a, "storyboards": b, "image_start": c})
-    if a and b and c:
-        plot(a, b, c, RESULTS / "long_video_compare.png")
+    plot(a, b, c, RESULTS / "long_video_compare.png")
     new = clip + (args.clips - 1) * (clip - clip // 2)
     body = f"""
 Model `{args.model}` (clips of N = {clip} frames), {args.steps} DDIM steps, guidance from the model,
