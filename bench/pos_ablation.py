@@ -55,8 +55,48 @@ def _rows(folder: Path) -> list[dict]:
     return rows
 
 
+def _paired(name: str, rows: list[dict], base: dict) -> str:
+    """One row: wins and losses against the baseline's sample of the same prompt and seed; noise sources."""
+    cells = []
+    for key in ("all_ok", "motion_ok"):
+        pairs = [(r[key], base[(r["index"], r["sample"])][key]) for r in rows]
+        cells += [str(sum(a and not b for a, b in pairs)), str(sum(b and not a for a, b in pairs))]
+    used = Counter(r["noise_step"].get("source", "random") for r in rows)
+    return (
+        f"| {name} | "
+        + " | ".join(cells)
+        + " | "
+        + ", ".join(f"{k} {v}" for k, v in sorted(used.items()))
+        + " |"
+    )
+
+
 def _acc(rows: list[dict], key: str) -> str:
     return f"{np.mean([r[key] for r in rows]):.3f} (n={len(rows)})" if rows else "–"
+
+
+def _check_params(out: Path, args: argparse.Namespace, configs: dict) -> None:
+    """Finished configs are only reused by a run with the same model, prompts, seeds and overrides."""
+    from reelgraph.atomic import write_json
+
+    params = {
+        "model": args.model,
+        "steps": args.steps,
+        "samples": args.samples,
+        "seed": args.seed,
+        "pool": args.pool,
+        "prompts": Path(args.prompts).read_text(),
+    }
+    path = out / "bench_params.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old["params"] != params:
+            raise SystemExit(f"{out} holds an ablation with other parameters: pass a new --out")
+        configs = {**old["configs"], **configs}
+        for name, overrides in old["configs"].items():
+            if name in configs and configs[name] != overrides:
+                raise SystemExit(f"config {name!r} changed since {out} was written: pass a new --out")
+    write_json(path, {"params": params, "configs": configs})
 
 
 def main() -> None:
@@ -64,6 +104,8 @@ def main() -> None:
     parser.add_argument("--home", default="/tmp/pos-ablation")
     parser.add_argument("--out", default=None, help="eval folder (default: <home>/eval)")
     parser.add_argument("--model", default="toy")
+    # 2 threads on 2 cores that other jobs share run several times slower than 1
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--pool", type=int, default=2000)
     parser.add_argument("--n-prompts", type=int, default=60)
     parser.add_argument("--samples", type=int, default=2)
@@ -71,15 +113,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--ablation", default=str(HERE / "pos_ablation.yaml"))
     parser.add_argument("--prompts", default=str(HERE / "data" / "pos_ablation_prompts.jsonl"))
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="run just these configs and stop (e.g. in a second process); a later run without "
+        "--only reuses every finished config and writes the report",
+    )
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from memory.ingest import ingest_toy
     from memory.store import MemoryStore
     from reelgraph.atomic import write_json
     from reelgraph.settings import Settings
-    from toyworld.evaluation import ablation_table, read_ablation, read_prompts, run_eval
+    from toyworld.evaluation import ablation_plot, ablation_table, read_ablation, read_prompts, run_eval
 
     started = time.perf_counter()
     home = Path(args.home)
@@ -93,14 +142,24 @@ def main() -> None:
     prompts = read_prompts(prompts_path)
     configs = read_ablation(args.ablation)
     settings = Settings(home=home, model=args.model, num_inference_steps=args.steps)
+    _check_params(out, args, configs)
 
     def progress(done: int, total: int) -> None:
         if done % 20 == 0 or done == total:
             print(f"{done}/{total} samples, {time.perf_counter() - started:.0f} s", flush=True)
 
-    results = run_eval(
-        settings, prompts, out, samples=args.samples, seed=args.seed, configs=configs, progress=progress
-    )
+    # A config whose metrics.json exists is finished (same parameters, checked above): resume from there.
+    wanted = {n: c for n, c in configs.items() if args.only is None or n in args.only}
+    todo = {n: c for n, c in wanted.items() if not (out / n / "metrics.json").is_file()}
+    if todo:
+        run_eval(
+            settings, prompts, out, samples=args.samples, seed=args.seed, configs=todo, progress=progress
+        )
+    if args.only is not None:
+        return
+    results = {name: json.loads((out / name / "metrics.json").read_text()) for name in configs}
+    write_json(out / "ablation.json", {"configs": configs, "results": results})
+    ablation_plot(results, out / "ablation.png")
 
     # -- analysis ------------------------------------------------------------------------------------
     rows = {name: _rows(out / name) for name in configs}
@@ -126,6 +185,15 @@ def main() -> None:
         ),
         f"fvd_toy between two independent renders of the same labels (the floor): "
         f"{results['baseline']['fvd_toy_reference']:.3f}.",
+        "",
+        f"Against the baseline on the same (prompt, seed) pairs: how many samples each config turns from "
+        f"wrong to right / right to wrong (all-correct; motion), and the noise each config actually used "
+        f"(a standard error of an accuracy near p over n = {len(rows['baseline'])} samples is "
+        f"sqrt(p(1-p)/n), about {np.sqrt(0.25 / max(len(rows['baseline']), 1)):.3f} at p = 0.5).",
+        "",
+        "| config | all: gained | all: lost | motion: gained | motion: lost | noise used |",
+        "|---|---|---|---|---|---|",
+        *(_paired(name, config_rows, base) for name, config_rows in rows.items()),
         "",
         "## ONA: what the inverted video shows",
         "",
