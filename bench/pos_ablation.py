@@ -85,6 +85,7 @@ def _check_params(out: Path, args: argparse.Namespace, configs: dict) -> None:
         "samples": args.samples,
         "seed": args.seed,
         "pool": args.pool,
+        "chunk": args.chunk,
         "prompts": Path(args.prompts).read_text(),
     }
     path = out / "bench_params.json"
@@ -120,15 +121,20 @@ def main() -> None:
         help="run just these configs and stop (e.g. in a second process); a later run without "
         "--only reuses every finished config and writes the report",
     )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="run all configs on N prompts at a time, writing the report after each chunk (0: all at once)",
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     from memory.ingest import ingest_toy
     from memory.store import MemoryStore
-    from reelgraph.atomic import write_json
     from reelgraph.settings import Settings
-    from toyworld.evaluation import ablation_plot, ablation_table, read_ablation, read_prompts, run_eval
+    from toyworld.evaluation import read_ablation, read_prompts, run_eval
 
     started = time.perf_counter()
     home = Path(args.home)
@@ -150,6 +156,21 @@ def main() -> None:
 
     # A config whose metrics.json exists is finished (same parameters, checked above): resume from there.
     wanted = {n: c for n, c in configs.items() if args.only is None or n in args.only}
+    if args.chunk:
+        # Prompts in chunks, every config on a chunk before the next: a run cut short still leaves
+        # paired results on its first chunks. Sample seeds are those of the unchunked run.
+        for lo in range(0, len(prompts), args.chunk):
+            part = out / f"part-{lo:03d}"
+            todo = {n: c for n, c in wanted.items() if not (part / n / "metrics.json").is_file()}
+            if todo:
+                chunk = prompts[lo : lo + args.chunk]
+                seed = args.seed + lo * args.samples
+                run_eval(
+                    settings, chunk, part, samples=args.samples, seed=seed, configs=todo, progress=progress
+                )
+            results, rows, n_prompts = _merged(out, list(wanted), args.samples)
+            _report(args, out, wanted, results, rows, records, prompts_path, n_prompts, settings, started)
+        return
     todo = {n: c for n, c in wanted.items() if not (out / n / "metrics.json").is_file()}
     if todo:
         run_eval(
@@ -158,15 +179,56 @@ def main() -> None:
     if args.only is not None:
         return
     results = {name: json.loads((out / name / "metrics.json").read_text()) for name in configs}
+    rows = {name: _rows(out / name) for name in configs}
+    _report(args, out, configs, results, rows, records, prompts_path, len(prompts), settings, started)
+
+
+def _merged(out: Path, names: list[str], samples: int) -> tuple[dict, dict, int]:
+    """Results and rows over the prompt chunks that every config has finished (``--chunk``).
+
+    Accuracies and temporal consistency are means over all samples; diversity is weighted by prompts;
+    fvd_toy (a Fréchet distance, biased on small sets) is the mean over chunks."""
+    parts = sorted(p for p in out.glob("part-*") if all((p / n / "metrics.json").is_file() for n in names))
+    results, rows, n_prompts = {}, {}, 0
+    for name in names:
+        rows[name], per_part = [], []
+        for part in parts:
+            lo = int(part.name.split("-")[1])
+            for row in _rows(part / name):
+                row["index"] += lo
+                rows[name].append(row)
+            per_part.append(json.loads((part / name / "metrics.json").read_text()))
+        n_prompts = sum(m["n_prompts"] for m in per_part)
+        merged = {"n_prompts": n_prompts, "n_samples": len(rows[name]), "chunks": len(parts)}
+        for key in ("color_ok", "shape_ok", "motion_ok", "all_ok"):
+            merged[key.replace("_ok", "_acc")] = round(float(np.mean([r[key] for r in rows[name]])), 4)
+        merged["temporal_consistency"] = round(
+            float(np.mean([r["temporal_consistency"] for r in rows[name]])), 4
+        )
+        for key in ("fvd_toy", "fvd_toy_reference"):
+            merged[key] = round(float(np.mean([m[key] for m in per_part])), 4)
+        merged["diversity"] = (
+            round(float(sum(m["diversity"] * m["n_prompts"] for m in per_part) / max(n_prompts, 1)), 4)
+            if samples > 1
+            else None
+        )
+        results[name] = merged
+    return results, rows, n_prompts
+
+
+def _report(args, out, configs, results, rows, records, prompts_path, n_prompts, settings, started) -> None:
+    """Table, plot and analysis into bench/results/pos_ablation.{md,json,png}."""
+    from reelgraph.atomic import write_json
+    from toyworld.evaluation import ablation_plot, ablation_table
+
+    if not results or not next(iter(results.values()))["n_samples"]:
+        return
     write_json(out / "ablation.json", {"configs": configs, "results": results})
     ablation_plot(results, out / "ablation.png")
-
-    # -- analysis ------------------------------------------------------------------------------------
-    rows = {name: _rows(out / name) for name in configs}
     follow: list[str] = []
     base = {(r["index"], r["sample"]): r for r in rows["baseline"]}
     lines = [
-        f"{len(prompts)} toy eval prompts not in the {args.pool}-video pool (`{os.path.relpath(prompts_path, HERE.parent)}`), "
+        f"{n_prompts} toy eval prompts not in the {args.pool}-video pool (`{os.path.relpath(prompts_path, HERE.parent)}`), "
         f"{args.samples} seeds each (sample k of prompt i: seed {args.seed} + i·{args.samples} + k, the same in "
         f"every config); model `{args.model}`, {settings.num_inference_steps} DDIM steps, the model's guidance. "
         f"Configs: `{os.path.relpath(args.ablation, HERE.parent)}`. Wall time {time.perf_counter() - started:.0f} s.",
@@ -184,7 +246,13 @@ def main() -> None:
             ),
         ),
         f"fvd_toy between two independent renders of the same labels (the floor): "
-        f"{results['baseline']['fvd_toy_reference']:.3f}.",
+        f"{results['baseline']['fvd_toy_reference']:.3f}."
+        + (
+            f" Run in chunks of {args.chunk} prompts (`--chunk`), all configs on a chunk before the next; "
+            f"{results['baseline']['chunks']} chunk(s) finished. fvd_toy is the mean over chunks."
+            if args.chunk
+            else ""
+        ),
         "",
         f"Against the baseline on the same (prompt, seed) pairs: how many samples each config turns from "
         f"wrong to right / right to wrong (all-correct; motion), and the noise each config actually used "
