@@ -127,6 +127,12 @@ def main() -> None:
         default=0,
         help="run all configs on N prompts at a time, writing the report after each chunk (0: all at once)",
     )
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="with --chunk: begin at this prompt (a second process can take later chunks)",
+    )
     args = parser.parse_args()
     import torch
 
@@ -159,7 +165,7 @@ def main() -> None:
     if args.chunk:
         # Prompts in chunks, every config on a chunk before the next: a run cut short still leaves
         # paired results on its first chunks. Sample seeds are those of the unchunked run.
-        for lo in range(0, len(prompts), args.chunk):
+        for lo in range(args.start - args.start % args.chunk, len(prompts), args.chunk):
             part = out / f"part-{lo:03d}"
             todo = {n: c for n, c in wanted.items() if not (part / n / "metrics.json").is_file()}
             if todo:
