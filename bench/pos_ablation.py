@@ -58,7 +58,7 @@ def _rows(folder: Path) -> list[dict]:
 def _paired(name: str, rows: list[dict], base: dict) -> str:
     """One row: wins and losses against the baseline's sample of the same prompt and seed; noise sources."""
     cells = []
-    for key in ("all_ok", "motion_ok"):
+    for key in ("all_ok", "motion_ok", "color_ok"):
         pairs = [(r[key], base[(r["index"], r["sample"])][key]) for r in rows]
         cells += [str(sum(a and not b for a, b in pairs)), str(sum(b and not a for a, b in pairs))]
     used = Counter(r["noise_step"].get("source", "random") for r in rows)
@@ -133,6 +133,11 @@ def main() -> None:
         default=0,
         help="with --chunk: begin at this prompt (a second process can take later chunks)",
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="with --chunk: sample nothing, only write the report from the finished chunks",
+    )
     args = parser.parse_args()
     import torch
 
@@ -168,7 +173,7 @@ def main() -> None:
         for lo in range(args.start - args.start % args.chunk, len(prompts), args.chunk):
             part = out / f"part-{lo:03d}"
             todo = {n: c for n, c in wanted.items() if not (part / n / "metrics.json").is_file()}
-            if todo:
+            if todo and not args.report:
                 chunk = prompts[lo : lo + args.chunk]
                 seed = args.seed + lo * args.samples
                 run_eval(
@@ -256,17 +261,24 @@ def _report(args, out, configs, results, rows, records, prompts_path, n_prompts,
         + (
             f" Run in chunks of {args.chunk} prompts (`--chunk`), all configs on a chunk before the next; "
             f"{results['baseline']['chunks']} chunk(s) finished. fvd_toy is the mean over chunks."
+            + (
+                " This report was written with `--report` from chunks sampled by the same command without "
+                "it (see the command line; a second process may have taken later chunks with `--start`)."
+                if args.report
+                else ""
+            )
             if args.chunk
             else ""
         ),
         "",
         f"Against the baseline on the same (prompt, seed) pairs: how many samples each config turns from "
-        f"wrong to right / right to wrong (all-correct; motion), and the noise each config actually used "
+        f"wrong to right / right to wrong (all-correct; motion; colour), and the noise each config actually used "
         f"(a standard error of an accuracy near p over n = {len(rows['baseline'])} samples is "
         f"sqrt(p(1-p)/n), about {np.sqrt(0.25 / max(len(rows['baseline']), 1)):.3f} at p = 0.5).",
         "",
-        "| config | all: gained | all: lost | motion: gained | motion: lost | noise used |",
-        "|---|---|---|---|---|---|",
+        "| config | all: gained | all: lost | motion: gained | motion: lost | colour: gained | colour: lost "
+        "| noise used |",
+        "|---|---|---|---|---|---|---|---|",
         *(_paired(name, config_rows, base) for name, config_rows in rows.items()),
         "",
         "## ONA: what the inverted video shows",
