@@ -49,13 +49,15 @@ def _neighbour_correlation(x, dim: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="toy")
+    # 2 threads on 2 cores that other jobs share run several times slower than 1
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from generation.backend import frames_to_uint8
     from generation.loaders import load_video_model
     from generation.ona import invert_clips, read_clip

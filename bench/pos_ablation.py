@@ -55,8 +55,49 @@ def _rows(folder: Path) -> list[dict]:
     return rows
 
 
+def _paired(name: str, rows: list[dict], base: dict) -> str:
+    """One row: wins and losses against the baseline's sample of the same prompt and seed; noise sources."""
+    cells = []
+    for key in ("all_ok", "motion_ok", "color_ok"):
+        pairs = [(r[key], base[(r["index"], r["sample"])][key]) for r in rows]
+        cells += [str(sum(a and not b for a, b in pairs)), str(sum(b and not a for a, b in pairs))]
+    used = Counter(r["noise_step"].get("source", "random") for r in rows)
+    return (
+        f"| {name} | "
+        + " | ".join(cells)
+        + " | "
+        + ", ".join(f"{k} {v}" for k, v in sorted(used.items()))
+        + " |"
+    )
+
+
 def _acc(rows: list[dict], key: str) -> str:
     return f"{np.mean([r[key] for r in rows]):.3f} (n={len(rows)})" if rows else "–"
+
+
+def _check_params(out: Path, args: argparse.Namespace, configs: dict) -> None:
+    """Finished configs are only reused by a run with the same model, prompts, seeds and overrides."""
+    from reelgraph.atomic import write_json
+
+    params = {
+        "model": args.model,
+        "steps": args.steps,
+        "samples": args.samples,
+        "seed": args.seed,
+        "pool": args.pool,
+        "chunk": args.chunk,
+        "prompts": Path(args.prompts).read_text(),
+    }
+    path = out / "bench_params.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old["params"] != params:
+            raise SystemExit(f"{out} holds an ablation with other parameters: pass a new --out")
+        configs = {**old["configs"], **configs}
+        for name, overrides in old["configs"].items():
+            if name in configs and configs[name] != overrides:
+                raise SystemExit(f"config {name!r} changed since {out} was written: pass a new --out")
+    write_json(path, {"params": params, "configs": configs})
 
 
 def main() -> None:
@@ -64,6 +105,8 @@ def main() -> None:
     parser.add_argument("--home", default="/tmp/pos-ablation")
     parser.add_argument("--out", default=None, help="eval folder (default: <home>/eval)")
     parser.add_argument("--model", default="toy")
+    # 2 threads on 2 cores that other jobs share run several times slower than 1
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--pool", type=int, default=2000)
     parser.add_argument("--n-prompts", type=int, default=60)
     parser.add_argument("--samples", type=int, default=2)
@@ -71,15 +114,38 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--ablation", default=str(HERE / "pos_ablation.yaml"))
     parser.add_argument("--prompts", default=str(HERE / "data" / "pos_ablation_prompts.jsonl"))
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="run just these configs and stop (e.g. in a second process); a later run without "
+        "--only reuses every finished config and writes the report",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="run all configs on N prompts at a time, writing the report after each chunk (0: all at once)",
+    )
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="with --chunk: begin at this prompt (a second process can take later chunks)",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="with --chunk: sample nothing, only write the report from the finished chunks",
+    )
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from memory.ingest import ingest_toy
     from memory.store import MemoryStore
-    from reelgraph.atomic import write_json
     from reelgraph.settings import Settings
-    from toyworld.evaluation import ablation_table, read_ablation, read_prompts, run_eval
+    from toyworld.evaluation import read_ablation, read_prompts, run_eval
 
     started = time.perf_counter()
     home = Path(args.home)
@@ -93,21 +159,87 @@ def main() -> None:
     prompts = read_prompts(prompts_path)
     configs = read_ablation(args.ablation)
     settings = Settings(home=home, model=args.model, num_inference_steps=args.steps)
+    _check_params(out, args, configs)
 
     def progress(done: int, total: int) -> None:
         if done % 20 == 0 or done == total:
             print(f"{done}/{total} samples, {time.perf_counter() - started:.0f} s", flush=True)
 
-    results = run_eval(
-        settings, prompts, out, samples=args.samples, seed=args.seed, configs=configs, progress=progress
-    )
-
-    # -- analysis ------------------------------------------------------------------------------------
+    # A config whose metrics.json exists is finished (same parameters, checked above): resume from there.
+    wanted = {n: c for n, c in configs.items() if args.only is None or n in args.only}
+    if args.chunk:
+        # Prompts in chunks, every config on a chunk before the next: a run cut short still leaves
+        # paired results on its first chunks. Sample seeds are those of the unchunked run.
+        for lo in range(args.start - args.start % args.chunk, len(prompts), args.chunk):
+            part = out / f"part-{lo:03d}"
+            todo = {n: c for n, c in wanted.items() if not (part / n / "metrics.json").is_file()}
+            if todo and not args.report:
+                chunk = prompts[lo : lo + args.chunk]
+                seed = args.seed + lo * args.samples
+                run_eval(
+                    settings, chunk, part, samples=args.samples, seed=seed, configs=todo, progress=progress
+                )
+            results, rows, n_prompts = _merged(out, list(wanted), args.samples)
+            _report(args, out, wanted, results, rows, records, prompts_path, n_prompts, settings, started)
+        return
+    todo = {n: c for n, c in wanted.items() if not (out / n / "metrics.json").is_file()}
+    if todo:
+        run_eval(
+            settings, prompts, out, samples=args.samples, seed=args.seed, configs=todo, progress=progress
+        )
+    if args.only is not None:
+        return
+    results = {name: json.loads((out / name / "metrics.json").read_text()) for name in configs}
     rows = {name: _rows(out / name) for name in configs}
+    _report(args, out, configs, results, rows, records, prompts_path, len(prompts), settings, started)
+
+
+def _merged(out: Path, names: list[str], samples: int) -> tuple[dict, dict, int]:
+    """Results and rows over the prompt chunks that every config has finished (``--chunk``).
+
+    Accuracies and temporal consistency are means over all samples; diversity is weighted by prompts;
+    fvd_toy (a Fréchet distance, biased on small sets) is the mean over chunks."""
+    parts = sorted(p for p in out.glob("part-*") if all((p / n / "metrics.json").is_file() for n in names))
+    results, rows, n_prompts = {}, {}, 0
+    for name in names:
+        rows[name], per_part = [], []
+        for part in parts:
+            lo = int(part.name.split("-")[1])
+            for row in _rows(part / name):
+                row["index"] += lo
+                rows[name].append(row)
+            per_part.append(json.loads((part / name / "metrics.json").read_text()))
+        n_prompts = sum(m["n_prompts"] for m in per_part)
+        merged = {"n_prompts": n_prompts, "n_samples": len(rows[name]), "chunks": len(parts)}
+        for key in ("color_ok", "shape_ok", "motion_ok", "all_ok"):
+            merged[key.replace("_ok", "_acc")] = round(float(np.mean([r[key] for r in rows[name]])), 4)
+        merged["temporal_consistency"] = round(
+            float(np.mean([r["temporal_consistency"] for r in rows[name]])), 4
+        )
+        for key in ("fvd_toy", "fvd_toy_reference"):
+            merged[key] = round(float(np.mean([m[key] for m in per_part])), 4)
+        merged["diversity"] = (
+            round(float(sum(m["diversity"] * m["n_prompts"] for m in per_part) / max(n_prompts, 1)), 4)
+            if samples > 1
+            else None
+        )
+        results[name] = merged
+    return results, rows, n_prompts
+
+
+def _report(args, out, configs, results, rows, records, prompts_path, n_prompts, settings, started) -> None:
+    """Table, plot and analysis into bench/results/pos_ablation.{md,json,png}."""
+    from reelgraph.atomic import write_json
+    from toyworld.evaluation import ablation_plot, ablation_table
+
+    if not results or not next(iter(results.values()))["n_samples"]:
+        return
+    write_json(out / "ablation.json", {"configs": configs, "results": results})
+    ablation_plot(results, out / "ablation.png")
     follow: list[str] = []
     base = {(r["index"], r["sample"]): r for r in rows["baseline"]}
     lines = [
-        f"{len(prompts)} toy eval prompts not in the {args.pool}-video pool (`{os.path.relpath(prompts_path, HERE.parent)}`), "
+        f"{n_prompts} toy eval prompts not in the {args.pool}-video pool (`{os.path.relpath(prompts_path, HERE.parent)}`), "
         f"{args.samples} seeds each (sample k of prompt i: seed {args.seed} + i·{args.samples} + k, the same in "
         f"every config); model `{args.model}`, {settings.num_inference_steps} DDIM steps, the model's guidance. "
         f"Configs: `{os.path.relpath(args.ablation, HERE.parent)}`. Wall time {time.perf_counter() - started:.0f} s.",
@@ -125,7 +257,29 @@ def main() -> None:
             ),
         ),
         f"fvd_toy between two independent renders of the same labels (the floor): "
-        f"{results['baseline']['fvd_toy_reference']:.3f}.",
+        f"{results['baseline']['fvd_toy_reference']:.3f}."
+        + (
+            f" Run in chunks of {args.chunk} prompts (`--chunk`), all configs on a chunk before the next; "
+            f"{results['baseline']['chunks']} chunk(s) finished. fvd_toy is the mean over chunks."
+            + (
+                " This report was written with `--report` from chunks sampled by the same command without "
+                "it (see the command line; a second process may have taken later chunks with `--start`)."
+                if args.report
+                else ""
+            )
+            if args.chunk
+            else ""
+        ),
+        "",
+        f"Against the baseline on the same (prompt, seed) pairs: how many samples each config turns from "
+        f"wrong to right / right to wrong (all-correct; motion; colour), and the noise each config actually used "
+        f"(a standard error of an accuracy near p over n = {len(rows['baseline'])} samples is "
+        f"sqrt(p(1-p)/n), about {np.sqrt(0.25 / max(len(rows['baseline']), 1)):.3f} at p = 0.5).",
+        "",
+        "| config | all: gained | all: lost | motion: gained | motion: lost | colour: gained | colour: lost "
+        "| noise used |",
+        "|---|---|---|---|---|---|---|---|",
+        *(_paired(name, config_rows, base) for name, config_rows in rows.items()),
         "",
         "## ONA: what the inverted video shows",
         "",

@@ -46,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default="/tmp/pos-bench")
     parser.add_argument("--model", default="toy")
+    # 2 threads on 2 cores that other jobs share run several times slower than 1
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--pool", type=int, default=500, help="toy pool size")
     parser.add_argument("--prompts", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
@@ -54,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from agent.tools.pos_policy import PosPolicy, choose_noise_for_scene
     from agent.tools.rewriter import make_rewriter
     from generation.inversion_cache import InversionCache
