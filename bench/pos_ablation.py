@@ -244,18 +244,7 @@ def _report(args, out, configs, results, rows, records, prompts_path, n_prompts,
         f"every config); model `{args.model}`, {settings.num_inference_steps} DDIM steps, the model's guidance. "
         f"Configs: `{os.path.relpath(args.ablation, HERE.parent)}`. Wall time {time.perf_counter() - started:.0f} s.",
         "",
-        ablation_table(
-            results,
-            (
-                "color_acc",
-                "shape_acc",
-                "motion_acc",
-                "all_acc",
-                "fvd_toy",
-                "temporal_consistency",
-                "diversity",
-            ),
-        ),
+        ablation_table(results),
         f"fvd_toy between two independent renders of the same labels (the floor): "
         f"{results['baseline']['fvd_toy_reference']:.3f}."
         + (

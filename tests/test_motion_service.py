@@ -23,13 +23,7 @@ from tests.motion_helpers import toy_video, tunable_model_dir
 PROMPT = "a red ball zigzags to the right on the grass"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models are bound by per-op overhead; one thread avoids contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class OneHitRetriever:

@@ -21,14 +21,7 @@ from reelgraph.errors import ReelgraphError
 from tests.motion_helpers import moving_blob_latents, tiny_motion_unet
 from tests.tiny_models import tiny_components
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models are bound by per-op overhead; one thread avoids contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,7 @@ MICRO = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Micro models gain nothing from threads, and a busy machine makes two threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
