@@ -14,6 +14,8 @@ next node starts). Clip latents stay in ``work/`` until ``finalize``.
   the saved settings and continues from the last finished node: finished
   clips are not made again, and the result equals an uninterrupted run's
   (the seeds are in the checkpointed state).
+* One process at a time: a run folder another process is writing (running
+  or resuming it) is refused with a clear message (:func:`reelgraph.runs.run_lock`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from agent.services import Services
 from agent.state import RunState
 from reelgraph.atomic import write_json
 from reelgraph.errors import ReelgraphError
-from reelgraph.runs import OUTPUT_NAMES, prepare_run_dir
+from reelgraph.runs import OUTPUT_NAMES, prepare_run_dir, run_lock
 
 RESUME_DIR = ".resume"
 THREAD = {"configurable": {"thread_id": "run"}, **RUN_CONFIG}
@@ -72,19 +74,25 @@ def run_checkpointed(services: Services, state: RunState, settings: Any, overwri
     """Run a generate request in ``state.run_dir`` with a checkpoint after every node (module doc)."""
     run_dir = Path(state.run_dir)
     created = not run_dir.exists()
-    prepare_run_dir(run_dir, overwrite=overwrite)
-    shutil.rmtree(resume_dir(run_dir), ignore_errors=True)
-    try:
-        write_json(resume_dir(run_dir) / "settings.json", _settings_snapshot(settings))
-        result = _drive(services, run_dir, state)
-    except (KeyboardInterrupt, ReelgraphError):
-        _remove_run(run_dir, created)
-        raise
-    except BaseException:
-        for name in OUTPUT_NAMES:  # no half-finished results; the checkpoints and clips stay to resume
-            (run_dir / name).unlink(missing_ok=True)
-        raise
-    shutil.rmtree(resume_dir(run_dir), ignore_errors=True)
+    with run_lock(run_dir):
+        try:
+            prepare_run_dir(run_dir, overwrite=overwrite)
+        except ReelgraphError:
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        shutil.rmtree(resume_dir(run_dir), ignore_errors=True)
+        try:
+            write_json(resume_dir(run_dir) / "settings.json", _settings_snapshot(settings))
+            result = _drive(services, run_dir, state)
+        except (KeyboardInterrupt, ReelgraphError):
+            _remove_run(run_dir, created)
+            raise
+        except BaseException:
+            for name in OUTPUT_NAMES:  # no half-finished results; the checkpoints and clips stay to resume
+                (run_dir / name).unlink(missing_ok=True)
+            raise
+        shutil.rmtree(resume_dir(run_dir), ignore_errors=True)
     return result
 
 
@@ -114,13 +122,14 @@ def resume(run_dir: Path, services: Services) -> RunState:
     """Continue a killed or crashed run from its last checkpoint (services built from its settings)."""
     run_dir = Path(run_dir)
     saved_settings(run_dir)
-    try:
-        result = _drive(services, run_dir, None)
-    except BaseException:
-        for name in OUTPUT_NAMES:
-            (run_dir / name).unlink(missing_ok=True)
-        raise
-    shutil.rmtree(resume_dir(run_dir), ignore_errors=True)
+    with run_lock(run_dir):
+        try:
+            result = _drive(services, run_dir, None)
+        except BaseException:
+            for name in OUTPUT_NAMES:
+                (run_dir / name).unlink(missing_ok=True)
+            raise
+        shutil.rmtree(resume_dir(run_dir), ignore_errors=True)
     return result
 
 

@@ -4,16 +4,27 @@ A run folder holds ``video.mp4``, ``video.gif``, ``sheet.png`` and
 ``manifest.json``, plus ``work/`` with intermediate results (clip latents)
 while the run is under way. A folder that already holds files is refused
 unless ``overwrite`` is set.
+
+One process at a time writes a run folder (:func:`run_lock`): two processes
+resuming or overwriting the same folder would corrupt its SQLite checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from reelgraph.errors import ReelgraphError
+
+try:
+    import fcntl
+except ImportError:  # Windows has no advisory locks on folders: runs are not guarded there
+    fcntl = None
 
 OUTPUT_NAMES = ("video.mp4", "video.gif", "sheet.png", "manifest.json")
 
@@ -55,6 +66,42 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
             fix="choose a folder you can write to with --out.",
         ) from error
     return path
+
+
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[Path]:
+    """Create ``path`` if needed and hold it for this process until the block ends.
+
+    An advisory lock (``flock``) on the folder itself: no lock file is left in
+    the user's folder, and the OS releases the lock when a process dies, so a
+    killed run never leaves a stale lock behind. A second process is refused
+    with a :class:`ReelgraphError` before it touches anything.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReelgraphError(
+            f"Output folder {str(path)!r} cannot be created.",
+            why=str(error),
+            fix="choose a folder you can write to with --out.",
+        ) from error
+    if fcntl is None:
+        yield path
+        return
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReelgraphError(
+                f"Another reelgraph process is writing the run folder {str(path)!r}.",
+                why="two processes writing one run would corrupt its checkpoints.",
+                fix="wait for that run to finish (or stop it), or choose another --out.",
+            ) from None
+        yield path
+    finally:
+        os.close(handle)
 
 
 class RunFolder:

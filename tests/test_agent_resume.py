@@ -229,3 +229,40 @@ def test_a_long_scene_resumes_after_clip_2_of_5(tmp_path):
     assert [r.seed for r in dying.sampled + again.sampled] == [r.seed for r in whole.sampled]
     assert [c.kept for c in resumed.clips] == [c.kept for c in uninterrupted.clips]
     assert resumed.scenes[0].extension.status == "done"
+
+
+def test_a_run_folder_that_another_process_writes_is_refused(tmp_path):
+    """Two processes on one run folder would corrupt its checkpoints: the second is refused, untouched."""
+    from agent.resume import resume, run_checkpointed
+    from agent.services import Services
+    from agent.state import RunRequest, RunState
+    from reelgraph.errors import ReelgraphError
+    from reelgraph.runs import run_lock
+    from tests.test_graph import FakeGenerator
+
+    settings = load_settings({}, home=tmp_path / "home", environ={}).settings
+    request = RunRequest(
+        scenes=[SceneRequest(prompt="a red ball rolls to the right", num_frames=8)],
+        seed=3,
+        num_inference_steps=2,
+        guidance_scale=7.0,
+        max_frames=100,
+    )
+    busy = tmp_path / "busy"
+    (busy / ".resume").mkdir(parents=True)
+    (busy / ".resume" / "settings.json").write_text("{}")
+    generator = FakeGenerator()
+    with run_lock(busy):  # flock conflicts between two open handles, as between two processes
+        state = RunState(mode="generate", request=request, run_dir=str(busy))
+        with pytest.raises(ReelgraphError, match="Another reelgraph process is writing"):
+            run_checkpointed(Services(generator), state, settings, overwrite=True)
+        with pytest.raises(ReelgraphError, match="Another reelgraph process is writing"):
+            resume(busy, Services(generator))
+    assert generator.sampled == []
+    assert (busy / ".resume" / "settings.json").read_text() == "{}"
+
+    free = RunState(mode="generate", request=request, run_dir=str(tmp_path / "free"))
+    run_checkpointed(Services(generator), free, settings)  # the lock is released when a run ends
+    assert (tmp_path / "free" / "manifest.json").is_file() and len(generator.sampled) == 1
+    with run_lock(tmp_path / "free"):
+        pass
