@@ -265,3 +265,22 @@ def test_noise_support_finds_the_npnet_of_this_model_only(tiny_model_dir, tmp_pa
     assert not support().inversion_cached("toy:1", 25, 8)
     InversionCache(home / "cache").save(cache_key, torch.zeros(1))
     assert support().inversion_cached("toy:1", 25, 8)
+
+
+def test_the_embedded_toy_model_ships_its_npnet(tmp_path):
+    """`toyworld/npnet/` holds an NPNet trained for the committed toy model: retraining the model
+    without retraining its NPNet (or shipping one of the wrong shape) fails here."""
+    from generation.model_info import locate_model, read_model_info
+    from generation.noise_support import NoiseSupportService
+    from reelgraph.settings import Settings
+
+    info = read_model_info(locate_model("toy")[0])
+    path, reason = NoiseSupportService(Settings(home=tmp_path, model="toy"), lambda: info).npnet()
+    assert reason == "found" and path is not None
+    net = load_npnet(path)
+    meta = npnet_metadata(path)
+    assert meta["model_hash"] == info.weights_hash and meta["num_steps"] == 25
+    f = info.vae_scale_factor
+    assert net.grid == (info.num_frames, info.height // f, info.width // f)
+    assert net.config.latent_channels == info.latent_channels
+    assert meta["report"]["val_mse"] < meta["report"]["val_mse_zero"]  # it learnt something
