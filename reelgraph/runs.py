@@ -82,7 +82,7 @@ def run_lock(path: Path) -> Iterator[Path]:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ReelgraphError(
-            f"Output folder {str(path)!r} cannot be created.",
+            f"Output folder {str(path)!r} is not writable.",
             why=str(error),
             fix="choose a folder you can write to with --out.",
         ) from error
