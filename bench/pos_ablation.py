@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -55,12 +56,23 @@ def _rows(folder: Path) -> list[dict]:
     return rows
 
 
+def sign_test(gained: int, lost: int) -> float:
+    """Two-sided exact sign test (McNemar's exact test): P(a split at least this uneven | no effect)."""
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(gained, lost) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def _paired(name: str, rows: list[dict], base: dict) -> str:
-    """One row: wins and losses against the baseline's sample of the same prompt and seed; noise sources."""
+    """One row: wins / losses against the baseline's sample of the same prompt and seed, with the sign
+    test's p-value; noise sources."""
     cells = []
     for key in ("all_ok", "motion_ok", "color_ok"):
         pairs = [(r[key], base[(r["index"], r["sample"])][key]) for r in rows]
-        cells += [str(sum(a and not b for a, b in pairs)), str(sum(b and not a for a, b in pairs))]
+        gained, lost = sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
+        cells.append(f"{gained} / {lost} ({sign_test(gained, lost):.2f})")
     used = Counter(r["noise_step"].get("source", "random") for r in rows)
     return (
         f"| {name} | "
@@ -261,13 +273,14 @@ def _report(args, out, configs, results, rows, records, prompts_path, n_prompts,
         ),
         "",
         f"Against the baseline on the same (prompt, seed) pairs: how many samples each config turns from "
-        f"wrong to right / right to wrong (all-correct; motion; colour), and the noise each config actually used "
-        f"(a standard error of an accuracy near p over n = {len(rows['baseline'])} samples is "
-        f"sqrt(p(1-p)/n), about {np.sqrt(0.25 / max(len(rows['baseline']), 1)):.3f} at p = 0.5).",
+        f"wrong to right / right to wrong (all-correct; motion; colour), with the exact sign test's two-sided "
+        f"p-value in brackets (the chance of a split at least this uneven if the config changed nothing), and "
+        f"the noise each config actually used (a standard error of an accuracy near p over "
+        f"n = {len(rows['baseline'])} samples is sqrt(p(1-p)/n), about "
+        f"{np.sqrt(0.25 / max(len(rows['baseline']), 1)):.3f} at p = 0.5).",
         "",
-        "| config | all: gained | all: lost | motion: gained | motion: lost | colour: gained | colour: lost "
-        "| noise used |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | all: gained / lost (p) | motion: gained / lost (p) | colour: gained / lost (p) | noise used |",
+        "|---|---|---|---|---|",
         *(_paired(name, config_rows, base) for name, config_rows in rows.items()),
         "",
         "## ONA: what the inverted video shows",

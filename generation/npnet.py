@@ -15,11 +15,17 @@ regress it directly with a small cross-attention decoder:
   real videos do) and an MLP;
 * a linear head to the ``C`` latent channels: ``(B, C, F, h, w)``.
 
-Trained with MSE to the cached inversions (``npnet train``), it predicts
-``E[ε_inv | prompt]``, whose spread is smaller than one inversion's; before
-eq. 4 the prediction is rescaled to the mean per-sample standard deviation
-of the training inversions (``target_std``), so that ``ε̂_inv`` replaces
-``ε_inv`` at the same scale. About 0.15M parameters for the toy model: it
+Trained with MSE to the cached inversions (``npnet train``), it predicts the
+conditional mean ``μ = E[ε_inv | prompt]``. The paper's NPNet is itself a
+diffusion model, so its output is a *sample* of an inversion; ours draws one
+from the Gaussian approximation ``ε̂_inv = μ + σ_r·ξ`` (:meth:`NPNet.sample`),
+where ``ξ`` comes from the request's generator and ``σ_r²`` is the held-out
+MSE (the variance the prompt does not explain, ``residual_std``). So the part
+of the inversion that the prompt predicts enters eq. 4 at its measured scale,
+and every seed still gets its own noise. (Rescaling ``μ`` itself to an
+inversion's spread, our first design, amplified a smooth mean field that is
+the same for every seed: on the toy model it cost 15 points of colour
+accuracy, ``bench/results/pos_ablation.md``.) About 0.15M parameters for the toy model: it
 costs a fraction of one denoising step per request, trains in minutes on a
 CPU, and is small enough to commit. A UNet-sized NPNet initialised from the
 video model is what the paper does at scale; on this CPU it would cost as
@@ -56,6 +62,7 @@ class NPNetConfig(BaseModel):
     heads: int = 4
     layers: int = 2
     target_std: float = 1.0
+    residual_std: float | None = None  # σ_r: sqrt of the held-out MSE; None: sqrt(target_std² − var(μ))
 
 
 class _Block(nn.Module):
@@ -108,10 +115,19 @@ class NPNet(nn.Module):
 
     @torch.no_grad()
     def predict(self, context: torch.Tensor) -> torch.Tensor:
-        """``ε̂_inv`` rescaled per sample to the training inversions' spread (``target_std``)."""
-        pred = self(context.float())
-        std = pred.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1, 1)
-        return pred / std * self.config.target_std
+        """The conditional mean ``μ = E[ε_inv | prompt]``: ``(B, C, F, h, w)``."""
+        return self(context.float())
+
+    @torch.no_grad()
+    def sample(self, context: torch.Tensor, generator: torch.Generator, num_frames: int | None = None):
+        """One ``ε̂_inv = μ + σ_r·ξ`` per prompt (module doc), ``ξ`` drawn on the CPU from ``generator``;
+        the first ``num_frames`` frames. Returns a CPU tensor ``(B, C, F, h, w)``."""
+        mean = self.predict(context)[:, :, :num_frames].float().cpu()
+        sigma = self.config.residual_std
+        if sigma is None:  # weights saved before residual_std was recorded
+            spread = self.config.target_std**2 - mean.var().item()
+            sigma = math.sqrt(max(spread, 0.0))
+        return mean + sigma * torch.randn(mean.shape, generator=generator)
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -162,6 +178,7 @@ class TrainReport(BaseModel):
     val_mse_mean: float
     val_cosine: float
     target_std: float
+    residual_std: float
 
 
 def train_npnet(
@@ -233,6 +250,8 @@ def train_npnet(
     with torch.no_grad():
         val_targets = targets[val_idx]
         pred = torch.cat([net(contexts[val_idx[i : i + 64]]) for i in range(0, n_val, 64)])
+        val_mse = float(nn.functional.mse_loss(pred, val_targets))
+        net.config.residual_std = math.sqrt(val_mse)
         mean = targets[train_idx].mean(dim=0, keepdim=True)
         cosine = nn.functional.cosine_similarity(pred.flatten(1), val_targets.flatten(1), dim=1).mean()
         report = TrainReport(
@@ -242,10 +261,11 @@ def train_npnet(
             steps=step,
             seconds=round(time.perf_counter() - started, 1),
             train_mse=float(train_loss),
-            val_mse=float(nn.functional.mse_loss(pred, val_targets)),
+            val_mse=val_mse,
             val_mse_zero=float(val_targets.pow(2).mean()),
             val_mse_mean=float(nn.functional.mse_loss(mean.expand_as(val_targets), val_targets)),
             val_cosine=float(cosine),
             target_std=target_std,
+            residual_std=net.config.residual_std,
         )
     return net, report

@@ -59,9 +59,8 @@ def initial_noise(
         if not spec.npnet:
             raise ReelgraphError("NPNet noise was asked for without NPNet weights.", fix="set --npnet.")
         net = load_npnet(spec.npnet)
-        with torch.no_grad():
-            eps_inv = net.predict(prompt_embeds.to(next(net.parameters()).device))
-        eps_inv = eps_inv[:, :, : request.num_frames].cpu()
+        context = prompt_embeds.to(next(net.parameters()).device)
+        eps_inv = net.sample(context, generator, request.num_frames)  # drawn after ε: ε is unchanged
         details = {"source": "npnet", "npnet": spec.npnet, "eta": spec.eta}
     if eps_inv.shape != eps.shape:
         raise ReelgraphError(

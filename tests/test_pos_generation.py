@@ -222,13 +222,50 @@ def test_npnet_learns_a_prompt_dependent_target_and_round_trips(tmp_path):
     assert report.val_mse < 0.6 * report.val_mse_mean < report.val_mse_zero, report
     pred = net.predict(contexts[:4])
     assert pred.shape == (4, 3, 2, 4, 4)
-    assert torch.allclose(pred.flatten(1).std(dim=1), torch.full((4,), report.target_std), atol=1e-4)
+    # A sample is the mean plus noise of the held-out residual's size, from the caller's generator.
+    assert report.residual_std == pytest.approx(report.val_mse**0.5)
+    sample = net.sample(contexts[:4], torch.Generator().manual_seed(1), num_frames=1)
+    assert sample.shape == (4, 3, 1, 4, 4)
+    assert torch.equal(sample, net.sample(contexts[:4], torch.Generator().manual_seed(1), num_frames=1))
+    residual = sample - pred[:, :, :1]
+    assert residual.std().item() == pytest.approx(report.residual_std, rel=0.3)
+    many = torch.stack([net.sample(contexts[:1], torch.Generator().manual_seed(k)) for k in range(400)])
+    assert torch.allclose(many.mean(dim=0), pred[:1], atol=4 * report.residual_std / 20)
 
     path = save_npnet(net, tmp_path / "np.safetensors", {"model_hash": "abc", "report": report.model_dump()})
     meta = npnet_metadata(path)
     assert meta["model_hash"] == "abc" and meta["config"]["dim"] == 32
     again = load_npnet(path)
     assert torch.allclose(again.predict(contexts[:4]), pred, atol=1e-6)
+
+
+def test_npnet_noise_is_eq_4_with_a_sample_drawn_after_the_gaussian(tiny_model, tmp_path):
+    """ε is the seed's first draw (shared with every noise source), ξ of ε̂_inv = μ + σ_r·ξ the second."""
+    from generation.pos import initial_noise
+
+    embeds = tiny_model.encode_prompt(["a red box slides right"]).embeds
+    _, c, f, h, w = tiny_model.latent_shape(1, 4)
+    config = NPNetConfig(
+        context_dim=embeds.shape[-1], latent_channels=c, num_frames=f + 2, latent_height=h, latent_width=w
+    )
+    net = NPNet(config.model_copy(update={"residual_std": 0.8}))
+    path = save_npnet(net, tmp_path / "np.safetensors", {"model_hash": "tiny"})
+    request = ClipRequest(
+        prompt="a red box slides right",
+        num_frames=4,
+        num_inference_steps=3,
+        guidance_scale=3.0,
+        seed=3,
+        noise=NoiseSpec(source="npnet", eta=0.5, npnet=str(path)),
+    )
+    noise, details = initial_noise(
+        tiny_model, request, torch.Generator().manual_seed(3), embeds, InversionCache(tmp_path), load_npnet
+    )
+    assert details["source"] == "npnet" and details["eta"] == 0.5
+    g = torch.Generator().manual_seed(3)
+    eps = torch.randn(tiny_model.latent_shape(1, 4), generator=g)
+    eps_inv = net.predict(embeds.float())[:, :, :4] + 0.8 * torch.randn(eps.shape, generator=g)
+    assert torch.allclose(noise.float(), ona.mix_noise(eps, eps_inv, 0.5), atol=1e-5)
 
 
 def test_npnet_output_shape_follows_its_config():
