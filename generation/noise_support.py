@@ -12,6 +12,7 @@ the NPNets shipped with the repository (``toyworld/npnet/*.safetensors``).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,3 +75,12 @@ class NoiseSupportService:
             if path.is_file() and npnet_model_hash(path) == model_hash:
                 return str(path), "found"
         return None, "no NPNet was trained for this model (run `npnet train`)"
+
+    def npnet_skill(self, path: str) -> float | None:
+        """The share of held-out inversion variance the NPNet explains, ``1 − val MSE / zero MSE``,
+        from its header (``None`` when the file has no training report)."""
+        try:
+            report = json.loads(read_safetensors_metadata(Path(path)).get("report", "null")) or {}
+            return 1.0 - report["val_mse"] / report["val_mse_zero"]
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+            return None

@@ -120,6 +120,13 @@ class Settings(BaseModel):
         description="ONA's video: caption (POS eq. 3: nearest caption) or motion (top motion-prior hit)",
     )
     npnet: str | None = Field(None, description="NPNet weights; unset: the model's own, when it has one")
+    npnet_min_skill: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="auto uses NPNet only when it explains at least this share of held-out inversion "
+        "variance (1 - val MSE / zero MSE); an explicit noise_source = npnet always uses it",
+    )
     # -- motion priors (Search-T2V §4.3) ---------------------------------------------------------
     motion_tuning: Literal["auto", "always", "never"] = Field(
         "auto", description="temporal-LoRA motion tuning: auto (rare motions only), always or never"

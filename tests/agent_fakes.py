@@ -59,6 +59,9 @@ class FakeNoise:
     def npnet(self):
         return (self.path, "found") if self.path else (None, "no NPNet was trained for this model")
 
+    def npnet_skill(self, path):
+        return None
+
 
 class FakeTuner:
     """Plans a LoRA for scenes whose prompt bounces (the rare motion), 30 s each."""

@@ -312,10 +312,14 @@ def test_the_embedded_toy_model_ships_its_npnet(tmp_path):
     from reelgraph.settings import Settings
 
     info = read_model_info(locate_model("toy")[0])
-    path, reason = NoiseSupportService(Settings(home=tmp_path, model="toy"), lambda: info).npnet()
+    support = NoiseSupportService(Settings(home=tmp_path, model="toy"), lambda: info)
+    path, reason = support.npnet()
     assert reason == "found" and path is not None
     net = load_npnet(path)
     meta = npnet_metadata(path)
+    report = meta["report"]
+    assert support.npnet_skill(path) == pytest.approx(1 - report["val_mse"] / report["val_mse_zero"])
+    assert support.npnet_skill(str(tmp_path / "missing.safetensors")) is None
     assert meta["model_hash"] == info.weights_hash and meta["num_steps"] == 25
     f = info.vae_scale_factor
     assert net.grid == (info.num_frames, info.height // f, info.width // f)

@@ -56,8 +56,8 @@ class FakeRewriter:
 
 
 class FakeNoise:
-    def __init__(self, cached=True, npnet=None):
-        self.cached, self.npnet_path = cached, npnet
+    def __init__(self, cached=True, npnet=None, skill=None):
+        self.cached, self.npnet_path, self.skill = cached, npnet, skill
 
     def inversion_cached(self, video_id, num_steps, num_frames):
         return self.cached
@@ -66,6 +66,9 @@ class FakeNoise:
         return (
             (self.npnet_path, "found") if self.npnet_path else (None, "no NPNet was trained for this model")
         )
+
+    def npnet_skill(self, path):
+        return self.skill
 
 
 @pytest.fixture
@@ -162,6 +165,16 @@ def test_noise_choice_cascade_and_reasons(tmp_path):
     to_npnet = choose(noise=FakeNoise(npnet="/np.safetensors"), nearest=far)
     assert to_npnet["source"] == "npnet" and "similarity 0.55 < 0.80" in to_npnet["reason"]
     assert to_npnet["spec"] == {"source": "npnet", "eta": 0.5, "npnet": "/np.safetensors"}
+    # auto leaves out an NPNet without skill; an explicit npnet still uses it
+    skilled = PosPolicy(noise_source="auto", eta=0.5, npnet_min_skill=0.1)
+    unskilled = choose(skilled, FakeNoise(npnet="/np.safetensors", skill=0.03), far)
+    assert (
+        unskilled["source"] == "random"
+        and "explains 3% of held-out inversion variance" in unskilled["reason"]
+    )
+    assert choose(skilled, FakeNoise(npnet="/np.safetensors", skill=0.2), far)["source"] == "npnet"
+    asked = PosPolicy(noise_source="npnet", npnet_min_skill=0.1)
+    assert choose(asked, FakeNoise(npnet="/np.safetensors", skill=0.03), far)["source"] == "npnet"
     to_random = choose(nearest=far)
     assert (
         to_random["source"] == "random"
