@@ -121,8 +121,8 @@ def choose_noise_for_scene(
         path, reason = support.npnet()
         skill = support.npnet_skill(path) if path is not None else None
         if source == "auto" and skill is not None and skill < policy.npnet_min_skill:
-            # An NPNet that explains almost none of the inversion only re-draws the Gaussian (and,
-            # on the toy model, measurably hurt: docs/pos.md); auto leaves it out, npnet still asks.
+            # An NPNet that explains almost none of the inversion only re-draws the Gaussian (on the
+            # toy model it lowered colour accuracy: docs/pos.md); auto leaves it out, npnet still asks.
             path, reason = (
                 None,
                 (
