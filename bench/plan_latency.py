@@ -46,10 +46,8 @@ def _top_imports(stderr: str, n: int = 6) -> list[tuple[str, float]]:
         if not line.startswith("import time:") or "|" not in line:
             continue
         _, cumulative, name = (part.strip() for part in line.split(":", 1)[1].split("|"))
-        if name and not name.startswith(" ") and cumulative.isdigit():
-            package = name.split(".")[0]
-            if "." not in name:
-                totals[package] = max(totals.get(package, 0.0), int(cumulative) / 1e6)
+        if name and "." not in name and cumulative.isdigit():  # packages, at any nesting depth
+            totals[name] = max(totals.get(name, 0.0), int(cumulative) / 1e6)
     return sorted(totals.items(), key=lambda item: -item[1])[:n]
 
 
