@@ -28,7 +28,9 @@ def machine() -> str:
 
 
 def command() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    # OpenMP's thread count changes CPU timings as much as --threads does (bench/results/toy_speed.md)
+    env = "".join(f"{k}={os.environ[k]} " for k in ("OMP_NUM_THREADS",) if k in os.environ)
+    return env + "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
 def write_result(name: str, title: str, body: str) -> Path:
