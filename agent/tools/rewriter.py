@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.prompts.rewrite import rewrite_messages, template_hash
-from agent.tools.llm_client import LLMClient, LLMUnavailable
+from agent.tools.llm_client import LLMClient, LLMUnavailable, client_from_settings
 from agent.tools.offline_rewriter import OfflineEnricher
 from agent.tools.semantic_guard import GuardDecision, SemanticGuard
 from agent.tools.wording import WORD
@@ -317,14 +317,5 @@ def make_rewriter(settings) -> Rewriter:
     """The run's rewriter: the LLM from settings when a model is named, the offline engine always."""
     parser = _LazyParser(settings.spacy_model)
     guard = SemanticGuard(parser, _LazyEmbedder(settings.text_model), settings.rewrite_min_similarity)
-    llm = None
-    if settings.llm_model:
-        llm = LLMClient(
-            settings.llm_model,
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-            timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
-            cache_dir=settings.cache_dir,
-        )
+    llm = client_from_settings(settings)
     return Rewriter(guard, OfflineEnricher(parser), llm=llm, max_words=settings.rewrite_max_words)
