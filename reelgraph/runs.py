@@ -39,6 +39,14 @@ def default_run_dir(parent: Path, prompt: str, now: datetime | None = None) -> P
     return parent / f"{stamp}-{slugify(prompt)}"
 
 
+def _not_writable(path: Path, error: OSError) -> ReelgraphError:
+    return ReelgraphError(
+        f"Output folder {str(path)!r} is not writable.",
+        why=str(error),
+        fix="choose a folder you can write to with --out.",
+    )
+
+
 def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
     """Create ``path`` for a new run; refuse a non-empty folder unless ``overwrite``."""
     path = Path(path)
@@ -60,11 +68,7 @@ def prepare_run_dir(path: Path, overwrite: bool = False) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise ReelgraphError(
-            f"Output folder {str(path)!r} is not writable.",
-            why=str(error),
-            fix="choose a folder you can write to with --out.",
-        ) from error
+        raise _not_writable(path, error) from error
     return path
 
 
@@ -81,11 +85,7 @@ def run_lock(path: Path) -> Iterator[Path]:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ReelgraphError(
-            f"Output folder {str(path)!r} is not writable.",
-            why=str(error),
-            fix="choose a folder you can write to with --out.",
-        ) from error
+        raise _not_writable(path, error) from error
     if fcntl is None:
         yield path
         return
