@@ -44,7 +44,7 @@ def prompt_encoder():
     return MiniLMPromptEncoder(resolve_text_model(), max_length=architecture.TEXT_TOKENS)
 
 
-def _train(out: Path, encoder, vae_steps: int, unet_steps: int) -> Path:
+def _train(out: Path, encoder, vae_steps: int, unet_steps: int, **overrides) -> Path:
     return train_toy_model(
         out,
         minutes=60,
@@ -54,7 +54,7 @@ def _train(out: Path, encoder, vae_steps: int, unet_steps: int) -> Path:
         prompt_encoder=encoder,
         vae_steps=vae_steps,
         unet_steps=unet_steps,
-        **MICRO,
+        **{**MICRO, **overrides},
     )
 
 
@@ -122,9 +122,9 @@ def test_min_snr_weights_clip_high_snr_only():
 def test_resume_equals_an_uninterrupted_run_and_the_folder_loads(tmp_path, prompt_encoder):
     straight = _train(tmp_path / "straight", prompt_encoder, vae_steps=3, unet_steps=4)
     split = tmp_path / "split"
-    _train(split, prompt_encoder, vae_steps=3, unet_steps=2)
+    _train(split, prompt_encoder, vae_steps=3, unet_steps=2, saved_weights="ema")
     assert _state(split)["unet_step"] == 2
-    _train(split, prompt_encoder, vae_steps=3, unet_steps=4)
+    _train(split, prompt_encoder, vae_steps=3, unet_steps=4, saved_weights="ema")
 
     assert _state(split)["unet_step"] == _state(straight)["unet_step"] == 4
     assert _state(split)["vae_step"] == 3
@@ -137,7 +137,7 @@ def test_resume_equals_an_uninterrupted_run_and_the_folder_loads(tmp_path, promp
     # Checkpoints hold only safetensors and JSON (no pickle).
     assert {p.suffix for p in (split / ".checkpoint").iterdir()} <= {".safetensors", ".json"}
 
-    # The model folder: fixed layout, EMA weights, measured scaling factor, loadable by diffusers.
+    # The model folder: fixed layout, the chosen UNet weights, measured scaling factor, loadable by diffusers.
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 
     assert json.loads((split / "model_index.json").read_text()) == MODEL_INDEX
@@ -151,6 +151,10 @@ def test_resume_equals_an_uninterrupted_run_and_the_folder_loads(tmp_path, promp
     assert all(torch.equal(p, ema[n]) for n, p in unet.named_parameters())
     raw = _tensors(split / ".checkpoint" / "unet.safetensors")
     assert not all(torch.equal(p, raw[n]) for n, p in unet.named_parameters())
+    # The straight run kept the default saved_weights="raw".
+    straight_unet = UNet3DConditionModel.from_pretrained(straight / "unet")
+    assert all(torch.equal(p, raw[n]) for n, p in straight_unet.named_parameters())
+    assert "the raw weights are saved" in (straight / "MODEL_CARD.md").read_text()
     vae = AutoencoderKL.from_pretrained(split / "vae")
     assert vae.config.scaling_factor == pytest.approx(_state(split)["scaling_factor"])
     assert vae.config.scaling_factor != 1.0
@@ -168,6 +172,14 @@ def test_a_finished_run_extends_with_a_larger_budget(tmp_path, prompt_encoder):
     more = _train(out, prompt_encoder, vae_steps=5, unet_steps=3)
     assert _state(more)["vae_step"] == 2  # the VAE is frozen once the UNet has started
     assert _state(more)["unet_step"] == 3
+
+
+def test_an_unknown_choice_of_saved_weights_is_refused(tmp_path):
+    from reelgraph.errors import ReelgraphError
+
+    with pytest.raises(ReelgraphError, match="'best'"):
+        train_toy_model(tmp_path / "run", minutes=1, device="cpu", progress=False, saved_weights="best")
+    assert not (tmp_path / "run").exists()
 
 
 def test_latent_channel_standardisation_is_exact():

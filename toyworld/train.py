@@ -95,12 +95,16 @@ class TrainConfig:
     unet_cooldown: float = 0.2
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    # Which UNet weights the model folder gets: "raw" (the optimiser's, after the LR cooldown) or "ema".
+    # At a few thousand steps the EMA still carries weights from early in the run; on the selection draw
+    # the raw weights of the committed run scored higher (MODEL_CARD.md). Both stay in the checkpoint.
+    saved_weights: str = "raw"
     caption_dropout: float = 0.1
     min_snr_gamma: float = 5.0
     caption_bank: int = 8000
     latent_pool: int = 2048
     pool_refresh: int = 8
-    guidance_scale: float = 7.5
+    guidance_scale: float = 6.0
     # bookkeeping
     checkpoint_minutes: float = 3.0
     unet_config: dict[str, Any] = field(default_factory=lambda: dict(architecture.UNET_CONFIG))
@@ -780,12 +784,17 @@ class _Trainer:
         unet.load_state_dict({k: v.cpu() for k, v in state.items()})
         return unet.eval()
 
+    def raw_unet(self) -> torch.nn.Module:
+        unet = architecture.build_unet(self.config.unet_config)
+        unet.load_state_dict({k: v.detach().cpu() for k, v in self.unet.state_dict().items()})
+        return unet.eval()
+
     def write_model(self) -> Path:
         vae = architecture.build_vae({**self.config.vae_config, "scaling_factor": self.state.scaling_factor})
         vae.load_state_dict({k: v.cpu() for k, v in self.vae.state_dict().items()})
         save_model_folder(
             self.out,
-            self.ema_unet(),
+            self.ema_unet() if self.config.saved_weights == "ema" else self.raw_unet(),
             vae,
             self.config.scheduler_config,
             num_frames=self.config.num_frames,
@@ -870,14 +879,14 @@ toy world (`toyworld/`): 32x32 RGB, {config.num_frames} frames, {FPS} fps.
   up to {config.vae_decoder_noise:g} latent std; {vae_minutes:.1f} min.
 - UNet: {state.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
   (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}),
-  min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay} (the EMA weights are saved);
+  min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
   final ε-MSE (mean of last 100 steps) {last:.4f}.
 - Wall time {total_minutes:.1f} min on `{state.device}`, seed {seed}. Loss curves: `loss_curve.png`.
 - Recommended guidance: {config.guidance_scale:g} (in `reelgraph.json`).
 
 ## Retrain
 ```
-python -c "from toyworld.train import train_toy_model; train_toy_model('toyworld/model', minutes={config.minutes:g})"
+python cli.py toy train --out DIR --minutes {config.minutes:g} --device {state.device}
 ```
 """
 
@@ -920,6 +929,11 @@ def train_toy_model(
     from generation.devices import resolve_device
 
     config = dataclasses.replace(config or TrainConfig(), minutes=minutes, **overrides)
+    if config.saved_weights not in ("raw", "ema"):
+        raise ReelgraphError(
+            f"saved_weights is {config.saved_weights!r}, which names no UNet weights.",
+            fix="pass 'raw' or 'ema'.",
+        )
     if config.minutes <= 0 and (config.vae_steps is None or config.unet_steps is None):
         raise ReelgraphError(
             f"A training budget of {config.minutes} minutes is empty.", fix="pass minutes > 0."
