@@ -96,8 +96,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     # Which UNet weights the model folder gets: "raw" (the optimiser's, after the LR cooldown) or "ema".
-    # At a few thousand steps the EMA still carries weights from early in the run; on the selection draw
-    # the raw weights of the committed run scored higher (MODEL_CARD.md). Both stay in the checkpoint.
+    # An EMA of 0.999 spans ~1,000 steps, which in a run of a few thousand reaches back before the LR
+    # cooldown; on the selection draw the committed run's raw weights scored higher (MODEL_CARD.md).
+    # Both stay in the checkpoint.
     saved_weights: str = "raw"
     caption_dropout: float = 0.1
     min_snr_gamma: float = 5.0
