@@ -777,17 +777,14 @@ class _Trainer:
         self.state.phase = "done"
 
     # -- output --------------------------------------------------------------------------------------
-    def ema_unet(self) -> torch.nn.Module:
+    def saved_unet(self) -> torch.nn.Module:
+        """A fresh UNet holding the weights the folder gets (``saved_weights``): the raw ones or their EMA."""
+        state = {k: v.detach().cpu() for k, v in self.unet.state_dict().items()}
+        if self.config.saved_weights == "ema":
+            names = [name for name, _ in self.unet.named_parameters()]
+            state.update({name: value.detach().cpu() for name, value in zip(names, self.ema, strict=True)})
         unet = architecture.build_unet(self.config.unet_config)
-        names = [name for name, _ in self.unet.named_parameters()]
-        state = dict(self.unet.state_dict())
-        state.update({name: value.detach().cpu() for name, value in zip(names, self.ema, strict=True)})
-        unet.load_state_dict({k: v.cpu() for k, v in state.items()})
-        return unet.eval()
-
-    def raw_unet(self) -> torch.nn.Module:
-        unet = architecture.build_unet(self.config.unet_config)
-        unet.load_state_dict({k: v.detach().cpu() for k, v in self.unet.state_dict().items()})
+        unet.load_state_dict(state)
         return unet.eval()
 
     def write_model(self) -> Path:
@@ -795,7 +792,7 @@ class _Trainer:
         vae.load_state_dict({k: v.cpu() for k, v in self.vae.state_dict().items()})
         save_model_folder(
             self.out,
-            self.ema_unet() if self.config.saved_weights == "ema" else self.raw_unet(),
+            self.saved_unet(),
             vae,
             self.config.scheduler_config,
             num_frames=self.config.num_frames,
