@@ -27,16 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BUDGET_S = 10.0
 
 
-def _plan(home: Path, prompt: str, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def _cli(home: Path, *args: str, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``python cli.py --home HOME ARGS`` in a fresh, offline interpreter."""
     return subprocess.run(
-        [sys.executable, *extra, "cli.py", "--home", str(home), "plan", prompt, "--json"],
+        [sys.executable, *python_flags, "cli.py", "--home", str(home), *args],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
         check=True,
     )
+
+
+def _plan(home: Path, prompt: str, *python_flags: str) -> subprocess.CompletedProcess:
+    return _cli(home, "plan", prompt, "--json", python_flags=python_flags)
 
 
 def _top_imports(stderr: str, n: int = 6) -> list[tuple[str, float]]:
@@ -59,13 +63,7 @@ def main() -> None:
     parser.add_argument("--prompt", default="a red ball rolls to the right")
     args = parser.parse_args()
 
-    subprocess.run(
-        [sys.executable, "cli.py", "--home", str(args.home), "index", "toy", "--n", str(args.pool), "--json"],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        check=True,
-    )
+    _cli(args.home, "index", "toy", "--n", str(args.pool), "--json")
     _plan(args.home, args.prompt)  # untimed: warms the OS file cache
     times = []
     for _ in range(args.runs):
