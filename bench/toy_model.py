@@ -2,11 +2,12 @@
 
     python bench/toy_model.py --n 200 --seed 20261122
 
-writes ``bench/results/toy_model.md`` (and the eval folders under ``--out``): 200 prompts drawn
-from the caption templates with a seed the training never used (training draws its captions
-from ``train`` labels with seed 0; these come from the ``eval`` distribution), one sample each
-at 25 DDIM steps, scored by the toy probe. Both models sample plainly (no rewrite, random noise,
-no tuning) on the same seeds; ``fvd_toy_reference`` is rendered clips against rendered clips.
+writes ``bench/results/toy_model.md`` (``--name`` picks another file) and the eval folders under
+``--out``: 200 prompts drawn from the caption templates with a seed the training never used
+(training draws its captions from ``train`` labels with seed 0; these come from the ``eval``
+distribution), one sample each at 25 DDIM steps, scored by the toy probe. Both models sample
+plainly (no rewrite, random noise, no tuning) on the same seeds; ``fvd_toy_reference`` is
+rendered clips against rendered clips.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-toy-model"))
     parser.add_argument("--no-random", action="store_true", help="skip the random-init reference")
+    parser.add_argument(
+        "--name",
+        default="toy_model",
+        help="write bench/results/NAME.md (keeps toy_model.md for the committed model)",
+    )
     args = parser.parse_args()
 
     from reelgraph.settings import load_settings
@@ -83,7 +89,7 @@ def main() -> None:
         f"{ablation_table(results, COLUMNS)}\n\nTargets (toy-world issue):\n{verdict}\n\n"
         f"Grid of samples: `{args.out}/trained/grid.png`."
     )
-    write_result("toy_model", "Embedded toy model: probe accuracy on held-out prompts", body)
+    write_result(args.name, "Embedded toy model: probe accuracy on held-out prompts", body)
 
 
 if __name__ == "__main__":

@@ -640,7 +640,6 @@ class _Trainer:
         self.state.phase = "calibrate"
 
     @torch.no_grad()
-    @torch.no_grad()
     def _stat_latents(self) -> torch.Tensor:
         """Unscaled latents ``(N, C, F, h, w)`` of ``latent_stat_clips`` fixed clips."""
         rng = np.random.default_rng([self.seed, 4])
