@@ -558,8 +558,8 @@ def _memory(ctx: typer.Context, chroma_url: str | None):
 
 
 def _models(settings):
-    from memory.embeddings import get_embedder
-    from motion_prior.units import get_parser
+    from reelgraph.text.embeddings import get_embedder
+    from reelgraph.text.units import get_parser
 
     return get_embedder(settings.text_model), get_parser(settings.spacy_model)
 
@@ -662,7 +662,7 @@ def units(
     ctx: typer.Context, text: str = typer.Argument(..., help="A caption or prompt."), as_json: bool = JsonOpt
 ) -> None:
     """Atomized semantic units of a text (Search-T2V §4.1): motion, actor, recipient; the core unit."""
-    from motion_prior.units import get_parser
+    from reelgraph.text.units import get_parser
 
     settings = _settings(ctx).settings
     parsed = get_parser(settings.spacy_model).parse(text)
@@ -730,7 +730,7 @@ def doctor(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")
 ) -> None:
     """Check what is available: device, versions, models, data directory, services."""
-    from reelgraph.doctor import run_checks
+    from commands.doctor import run_checks
 
     checks = run_checks(_settings(ctx).settings)
     if as_json:
@@ -912,15 +912,15 @@ def index_invert(
     """DDIM-invert pool videos for ONA (POS §4.1) into the inversion cache; resumable."""
     from generation.pos_jobs import invert_pool
     from generation.service import GenerationService
+    from memory.store import MemoryStore
 
     settings = _settings(
         ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
     ).settings
     service = GenerationService(settings)
     with _CountProgress("inverting", enabled=not as_json) as progress:
-        result = invert_pool(
-            settings, service.model, pool=pool, limit=limit, batch_size=batch, progress=progress
-        )
+        records = MemoryStore(settings.home, url=settings.chroma_url).sorted_records(pool, limit)
+        result = invert_pool(settings, service.model, records, batch_size=batch, progress=progress)
     if as_json:
         _print_json(result)
         return
@@ -949,6 +949,7 @@ def npnet_train(
     """Train NPNet on (caption, cached inversion) pairs of the pool (run `index invert` first)."""
     from generation.pos_jobs import train_npnet_on_pool
     from generation.service import GenerationService
+    from memory.store import MemoryStore
 
     settings = _settings(
         ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
@@ -957,14 +958,15 @@ def npnet_train(
     budget = max_steps
 
     with _CountProgress("training NPNet", enabled=not as_json) as progress:
+        records = MemoryStore(settings.home, url=settings.chroma_url).sorted_records(pool, limit)
         path, report = train_npnet_on_pool(
             settings,
             service.model,
+            records,
             out=out_path,
             minutes=minutes,
             max_steps=max_steps,
             pool=pool,
-            limit=limit,
             progress=(lambda step, loss: progress(step, budget or step + 1)),
         )
     if as_json:

@@ -4,7 +4,7 @@ Every cache lives under ``<home>/cache/<kind>/`` and is keyed by a hash of
 everything its value depends on, so a changed model, seed or setting never
 reads a stale entry:
 
-* ``llm/<key>.json``: model, prompt-template hash, messages (:mod:`agent.tools.llm_client`);
+* ``llm/<key>.json``: model, prompt-template hash, messages (:mod:`agent.llm.llm_client`);
 * ``retrievals/<k>/<key>/``: the prompt, search config, text model and the pool's
   state (location, record count, last write of the embedded store) (:class:`CachedRetriever`);
 * ``inversions/<model hash>/...``: POS inversions (:mod:`generation.inversion_cache`);
@@ -178,7 +178,7 @@ class CachingGenerator:
         return result
 
     def _restore(self, key: str, cached: dict[str, Any], latents_path: Path, extension):
-        from generation.requests import ClipResult
+        from reelgraph.contracts.clips import ClipResult
 
         folder = self.store.folder(key)
         result = ClipResult.model_validate(cached["result"])

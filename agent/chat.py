@@ -276,7 +276,7 @@ def chat_services(settings: Any, progress: Any = None) -> ChatServices:
     from datetime import datetime
 
     from agent import runner
-    from agent.tools.llm_client import client_from_settings
+    from agent.llm.llm_client import client_from_settings
     from reelgraph.runs import slugify
 
     services = runner.make_services(settings, progress)

@@ -7,7 +7,7 @@
                                                     └─ all done: finalize → END
 
 ``review_tools`` checks every tool choice against the rules (an LLM may
-propose, the rules decide; :mod:`agent.tools.tool_policy`). ``plan`` is this
+propose, the rules decide; :mod:`agent.policies.tool_policy`). ``plan`` is this
 graph stopping after ``review_tools``; nothing before
 that point loads a diffusion model or touches a GPU. Services are bound
 when the graph is built (:func:`build_graph`), so the state stays plain data.

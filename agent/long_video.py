@@ -18,7 +18,7 @@ from agent.state import RunState, ScenePlan, ToolStep
 from generation.clip_plan import ClipSlot, ClipStartKind, ClipStartSpec, ExtensionParams, plan_scene_clips
 from generation.images import load_image
 from generation.model_info import ModelInfo
-from generation.requests import ClipRequest, ClipResult
+from reelgraph.contracts.clips import ClipRequest, ClipResult
 from reelgraph.errors import ReelgraphError
 
 

@@ -22,10 +22,10 @@ from reelgraph.settings import Settings
 
 def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
     from agent.caches import CachedRetriever, CachingGenerator
-    from agent.tools.llm_client import client_from_settings
-    from agent.tools.pos_policy import PosPolicy
-    from agent.tools.rewriter import make_rewriter
-    from agent.tools.tool_advisor import LLMToolAdvisor
+    from agent.llm.llm_client import client_from_settings
+    from agent.llm.tool_advisor import LLMToolAdvisor
+    from agent.policies.pos_policy import PosPolicy
+    from agent.rewriting.rewriter import make_rewriter
     from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
     from motion_prior.tuner import MotionTuner
@@ -93,7 +93,7 @@ def plan_scenes(
 
 def plan_story(settings: Settings, text: str, services: Services | None = None) -> RunState:
     """The plan of a free-text story, understood as the chat understands a new request."""
-    from agent.tools.llm_client import client_from_settings
+    from agent.llm.llm_client import client_from_settings
     from agent.understanding.understander import RequestUnderstander
 
     services = services or make_services(settings)

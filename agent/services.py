@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.tools.pos_policy import NoiseSupport, PosPolicy
+from agent.policies.pos_policy import NoiseSupport, PosPolicy
 from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo
-from generation.requests import ClipRequest, ClipResult
+from reelgraph.contracts.clips import ClipRequest, ClipResult
 
 
 class VideoGenerator(Protocol):
@@ -75,7 +75,7 @@ class Retriever(Protocol):
 
 
 class PromptRewriter(Protocol):
-    """Reference-guided rewriting behind the semantic guard (``agent.tools.rewriter.Rewriter``)."""
+    """Reference-guided rewriting behind the semantic guard (``agent.rewriting.rewriter.Rewriter``)."""
 
     def rewrite(self, prompt: str, references: list[str]): ...
 
@@ -83,7 +83,7 @@ class PromptRewriter(Protocol):
 
 
 class ToolAdvisor(Protocol):
-    """Proposes tool choices per scene (``agent.tools.tool_advisor.LLMToolAdvisor``); rules decide."""
+    """Proposes tool choices per scene (``agent.llm.tool_advisor.LLMToolAdvisor``); rules decide."""
 
     name: str
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from generation.clip_plan import ExtensionParams
-from generation.requests import ClipRequest, ClipResult, NoiseSpec, OutputFiles
+from reelgraph.contracts.clips import ClipRequest, ClipResult, NoiseSpec, OutputFiles
 from reelgraph.errors import ReelgraphError
 
 ToolStatus = Literal["done", "planned", "skipped"]
@@ -162,7 +162,7 @@ class RunState(BaseModel):
     def plan_view(self) -> dict[str, Any]:
         """``{"scenes": [...], "estimates": {...}, "policy": {...}}``: the plan's JSON.
 
-        ``policy`` (the rule review, :mod:`agent.tools.tool_policy`) and ``understanding`` (how a
+        ``policy`` (the rule review, :mod:`agent.policies.tool_policy`) and ``understanding`` (how a
         chat message became scenes) appear once they exist.
         """
         estimates = (

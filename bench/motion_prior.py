@@ -95,12 +95,12 @@ def collect(args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from generation.requests import ClipRequest
     from generation.service import GenerationService
     from memory.ingest import ingest_toy
     from memory.store import MemoryStore
     from motion_prior.search import Retriever
     from motion_prior.tuner import MotionTuner
+    from reelgraph.contracts.clips import ClipRequest
     from reelgraph.settings import Settings
     from toyworld.captions import prompt_set
     from toyworld.metrics import score

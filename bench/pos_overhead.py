@@ -57,17 +57,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from agent.tools.pos_policy import PosPolicy, choose_noise_for_scene
-    from agent.tools.rewriter import make_rewriter
+    from agent.policies.pos_policy import PosPolicy, choose_noise_for_scene
+    from agent.rewriting.rewriter import make_rewriter
     from generation.inversion_cache import InversionCache
     from generation.noise_support import NoiseSupportService
     from generation.npnet import load_npnet
     from generation.ona import cached_inversion, mix_noise
-    from generation.requests import ClipRequest, NoiseSpec
     from generation.service import GenerationService
     from memory.ingest import ingest_toy
     from memory.store import MemoryStore
     from motion_prior.search import Retriever
+    from reelgraph.contracts.clips import ClipRequest, NoiseSpec
     from reelgraph.settings import Settings
     from toyworld.captions import prompt_set
 

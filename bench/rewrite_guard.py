@@ -91,9 +91,9 @@ def toy_pairs(n: int, seed: int = 7) -> list[dict]:
             {"prompt": original, "rewrite": describe(changed, rng).text, "kind": "bad", "why": str(change)}
         )
     # The offline engine's own rewrites, with references from a caption pool (nearest by MiniLM).
-    from agent.tools.rewriter import OfflineEnricher
-    from memory.embeddings import get_embedder
-    from motion_prior.units import get_parser
+    from agent.rewriting.rewriter import OfflineEnricher
+    from reelgraph.text.embeddings import get_embedder
+    from reelgraph.text.units import get_parser
 
     pool = [row["prompt"] for row in prompt_set(2000, seed + 1, "pool")]
     embedder = get_embedder()
@@ -116,9 +116,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from agent.tools.rewriter import SemanticGuard
-    from memory.embeddings import get_embedder
-    from motion_prior.units import get_parser
+    from agent.rewriting.rewriter import SemanticGuard
+    from reelgraph.text.embeddings import get_embedder
+    from reelgraph.text.units import get_parser
 
     started = time.perf_counter()
     real = [

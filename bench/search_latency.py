@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from memory.embeddings import get_embedder
 from memory.ingest import ingest_csv
 from memory.store import MemoryStore, PoolRecord, unit_phrase_set
 from motion_prior.search import Retriever, SearchConfig
-from motion_prior.units import get_parser
+from reelgraph.text.embeddings import get_embedder
+from reelgraph.text.units import get_parser
 
 
 def toy_captions(n: int, seed: int) -> list[str]:

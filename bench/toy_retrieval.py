@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from memory.embeddings import get_embedder
 from memory.ingest import ingest_toy
 from memory.store import MemoryStore
 from motion_prior.search import ExhaustiveIndex, Retriever, SearchConfig, normalise_caption
-from motion_prior.units import get_parser
+from reelgraph.text.embeddings import get_embedder
+from reelgraph.text.units import get_parser
 
 
 def fresh_prompts(n: int, seed: int, pool_captions: set[str]) -> tuple[list[dict], int]:

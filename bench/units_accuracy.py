@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from motion_prior.units import UnitParser
+from reelgraph.text.units import UnitParser
 
 ROLES = ("motion", "actor", "recipient")
 DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "tests" / "data" / "units_labelled.jsonl"

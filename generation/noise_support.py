@@ -38,7 +38,7 @@ def npnet_model_hash(path: Path) -> str | None:
 
 
 class NoiseSupportService:
-    """Implements :class:`agent.tools.pos_policy.NoiseSupport` for a run's settings and model."""
+    """Implements :class:`agent.policies.pos_policy.NoiseSupport` for a run's settings and model."""
 
     def __init__(self, settings: Settings, model_info: Callable[[], ModelInfo]):
         self.settings = settings

@@ -17,8 +17,8 @@ import torch
 from generation.hybrid import hybrid_conditioning, rewrite_steps
 from generation.inversion_cache import InversionCache
 from generation.ona import cached_inversion, mix_noise
-from generation.requests import ClipRequest
 from generation.sampling import Conditioning
+from reelgraph.contracts.clips import ClipRequest
 from reelgraph.errors import ReelgraphError
 
 NPNetLoader = Callable[[str], Any]

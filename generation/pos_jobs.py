@@ -1,14 +1,15 @@
 """POS's offline jobs: invert a pool into the inversion cache, and train NPNet on the cache.
 
-``index invert`` and ``npnet train`` call these. Both read the pool from the
-memory store (``memory.store.MemoryStore``) in a stable order (record id), so
-``--limit N`` always means the same N videos and a rerun resumes.
+``index invert`` and ``npnet train`` call these with the pool's records (anything with
+``id``, ``video`` and ``caption``), which the caller reads from the memory store in a
+stable order (``MemoryStore.sorted_records``: by id), so ``--limit N`` always means the
+same N videos and a rerun resumes. This module never opens the store itself.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +17,11 @@ from reelgraph.errors import ReelgraphError
 from reelgraph.settings import Settings
 
 
-def pool_records(settings: Settings, pool: str | None = None, limit: int | None = None) -> list:
-    """The pool's records sorted by id (the first ``limit``)."""
-    from memory.store import MemoryStore
-
-    store = MemoryStore(settings.home, url=settings.chroma_url)
-    records = [record for page, _ in store.iter_all(pool) for record in page]
-    if not records:
-        where = f"pool {pool!r}" if pool else "the memory store"
-        raise ReelgraphError(
-            f"There are no videos in {where}.",
-            fix="ingest a pool first: `index toy --n N` or `index add --csv FILE --videos DIR`.",
-        )
-    records.sort(key=lambda record: record.id)
-    return records[:limit] if limit else records
-
-
 def invert_pool(
     settings: Settings,
     model,
+    records: Sequence[Any],
     *,
-    pool: str | None = None,
-    limit: int | None = None,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -48,7 +32,6 @@ def invert_pool(
     from generation.inversion_cache import InversionCache
     from generation.ona import invert_many
 
-    records = pool_records(settings, pool, limit)
     videos = [(record.id, record.video) for record in records]
     done = 0
 
@@ -78,7 +61,7 @@ def invert_pool(
     }
 
 
-def inversion_pairs(settings: Settings, model, pool: str | None = None, limit: int | None = None):
+def inversion_pairs(settings: Settings, model, records: Sequence[Any]):
     """``(captions, ε_inv (N, C, F, h, w))`` for the pool videos whose inversion is cached."""
     import torch
 
@@ -87,7 +70,7 @@ def inversion_pairs(settings: Settings, model, pool: str | None = None, limit: i
 
     cache = InversionCache(settings.cache_dir)
     captions, tensors = [], []
-    for record in pool_records(settings, pool, limit):
+    for record in records:
         eps = cache.load(inversion_key(model, record.id, settings.num_inference_steps, model.info.num_frames))
         if eps is not None:
             captions.append(record.caption)
@@ -103,12 +86,12 @@ def inversion_pairs(settings: Settings, model, pool: str | None = None, limit: i
 def train_npnet_on_pool(
     settings: Settings,
     model,
+    records: Sequence[Any],
     *,
     out: Path | None = None,
     minutes: float = 5.0,
     max_steps: int | None = None,
     pool: str | None = None,
-    limit: int | None = None,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
@@ -118,7 +101,7 @@ def train_npnet_on_pool(
     from generation.noise_support import default_npnet_path
     from generation.npnet import save_npnet, train_npnet
 
-    captions, targets = inversion_pairs(settings, model, pool, limit)
+    captions, targets = inversion_pairs(settings, model, records)
     with torch.no_grad():
         contexts = torch.cat(
             [

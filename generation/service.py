@@ -1,7 +1,7 @@
 """The generation service: what the agent's GPU nodes call.
 
 It owns the video model (loaded once, on first use), turns
-:class:`~generation.requests.ClipRequest` objects into clip latents saved as
+:class:`~reelgraph.contracts.clips.ClipRequest` objects into clip latents saved as
 safetensors, and turns saved latents into the run's viewing files. The agent
 never sees a tensor: only requests, paths and numbers.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo, locate_model, read_model_info
-from generation.requests import ClipRequest, ClipResult
+from reelgraph.contracts.clips import ClipRequest, ClipResult
 from reelgraph.errors import ReelgraphError
 from reelgraph.settings import Settings
 

@@ -6,7 +6,7 @@ Two kinds share one interface:
   checkpoints (``text_encoder`` + ``tokenizer`` folders), as diffusers'
   ``TextToVideoSDPipeline`` encodes prompts.
 * :class:`MiniLMPromptEncoder`: all-MiniLM-L6-v2's last hidden states, the
-  toy model's context, computed by :mod:`reelgraph.minilm`. Its weights come
+  toy model's context, computed by :mod:`reelgraph.text.minilm`. Its weights come
   from the offline copy that :func:`reelgraph.resolve.resolve_text_model`
   finds, not from the model folder.
 
@@ -82,12 +82,12 @@ class MiniLMPromptEncoder:
     The BERT attention mask hides padding from the real tokens; the padded
     positions' states are kept because the toy UNet was trained on exactly
     this fixed-length context. Runs on the CPU (22M parameters, milliseconds
-    per prompt) through :mod:`reelgraph.minilm`; embeddings move to the
+    per prompt) through :mod:`reelgraph.text.minilm`; embeddings move to the
     model's device afterwards.
     """
 
     def __init__(self, model_path: str, max_length: int = 32):
-        from reelgraph.minilm import load_minilm
+        from reelgraph.text.minilm import load_minilm
 
         self.minilm = load_minilm(str(model_path))
         self.max_length = max_length

@@ -288,8 +288,8 @@ def ingest_csv(
         videos: folder of videos; without it records keep ``contentUrl`` (if any) and no probe runs.
         pool: pool name; records are keyed ``<pool>:<videoid>``.
         batch: rows per embedding batch.
-        embedder: MiniLM embedder (default :func:`memory.embeddings.get_embedder`).
-        parser: unit parser (default :func:`motion_prior.units.get_parser`).
+        embedder: MiniLM embedder (default :func:`reelgraph.text.embeddings.get_embedder`).
+        parser: unit parser (default :func:`reelgraph.text.units.get_parser`).
         progress: show a rich progress bar on stderr.
     """
     csv_path = Path(csv_path).expanduser()
@@ -303,11 +303,11 @@ def ingest_csv(
     if batch < 1:
         raise ReelgraphError(f"Batch size {batch} must be at least 1.")
     if embedder is None:
-        from memory.embeddings import get_embedder
+        from reelgraph.text.embeddings import get_embedder
 
         embedder = get_embedder()
     if parser is None:
-        from motion_prior.units import get_parser
+        from reelgraph.text.units import get_parser
 
         parser = get_parser()
 

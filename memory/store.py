@@ -39,9 +39,9 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import BaseModel, Field
 
-from memory.embeddings import EMBEDDING_DIM
-from motion_prior.units import Unit, unit_phrases
 from reelgraph.errors import ReelgraphError
+from reelgraph.text.embeddings import EMBEDDING_DIM
+from reelgraph.text.units import Unit, unit_phrases
 
 CAPTIONS = "pool_captions"
 PHRASES = "unit_phrases"
@@ -440,6 +440,19 @@ class MemoryStore:
             ]
             yield records, np.asarray(found["embeddings"], dtype=np.float32)
             offset += len(found["ids"])
+
+    def sorted_records(self, pool: str | None = None, limit: int | None = None) -> list[PoolRecord]:
+        """The pool's records sorted by id (the first ``limit``): a stable order, so ``--limit N``
+        always names the same videos and offline jobs over the pool resume."""
+        records = [record for page, _ in self.iter_all(pool) for record in page]
+        if not records:
+            where = f"pool {pool!r}" if pool else "the memory store"
+            raise ReelgraphError(
+                f"There are no videos in {where}.",
+                fix="ingest a pool first: `index toy --n N` or `index add --csv FILE --videos DIR`.",
+            )
+        records.sort(key=lambda record: record.id)
+        return records[:limit] if limit else records
 
     def phrase_vectors(self, phrases: Sequence[str]) -> dict[str, np.ndarray]:
         """``(384,)`` vector per stored phrase; unknown phrases are left out."""

@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from memory.store import Candidate, MemoryStore, PoolRecord
-from motion_prior.units import ROLES, ParsedPrompt, Unit, UnitParser, unit_phrases
+from reelgraph.text.units import ROLES, ParsedPrompt, Unit, UnitParser, unit_phrases
 
 
 class SearchConfig(BaseModel):
@@ -308,8 +308,8 @@ class Retriever:
 
     Args:
         store: the memory store.
-        embedder: MiniLM embedder with ``embed(texts) -> (N, 384)``; default :func:`memory.embeddings.get_embedder`.
-        parser: unit parser; default :func:`motion_prior.units.get_parser`.
+        embedder: MiniLM embedder with ``embed(texts) -> (N, 384)``; default :func:`reelgraph.text.embeddings.get_embedder`.
+        parser: unit parser; default :func:`reelgraph.text.units.get_parser`.
         config: search parameters.
         index: where candidates come from; default Chroma's ANN (``store.nearest``);
             an :class:`ExhaustiveIndex` ranks exactly.
@@ -324,11 +324,11 @@ class Retriever:
         index: ExhaustiveIndex | None = None,
     ):
         if embedder is None:
-            from memory.embeddings import get_embedder
+            from reelgraph.text.embeddings import get_embedder
 
             embedder = get_embedder()
         if parser is None:
-            from motion_prior.units import get_parser
+            from reelgraph.text.units import get_parser
 
             parser = get_parser()
         self.store = store
@@ -347,8 +347,8 @@ class Retriever:
         config: SearchConfig | None = None,
     ) -> Retriever:
         """A retriever on the store in ``home`` (or the server at ``url``) with the named models."""
-        from memory.embeddings import get_embedder
-        from motion_prior.units import get_parser
+        from reelgraph.text.embeddings import get_embedder
+        from reelgraph.text.units import get_parser
 
         return cls(MemoryStore(home, url=url), get_embedder(text_model), get_parser(spacy_model), config)
 

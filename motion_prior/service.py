@@ -11,8 +11,8 @@ import functools
 from pathlib import Path
 
 from motion_prior.search import RetrievalResult, Retriever, SearchConfig
-from motion_prior.units import ParsedPrompt, get_parser
 from reelgraph.settings import Settings
+from reelgraph.text.units import ParsedPrompt, get_parser
 
 
 class UnitParsing:

@@ -43,9 +43,9 @@ from motion_prior.tuning import (
     lora_settings,
     loss_summary,
 )
-from motion_prior.units import ParsedPrompt, Unit
 from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import file_sha256
+from reelgraph.text.units import ParsedPrompt, Unit
 
 
 class TuningDecision(BaseModel):
@@ -194,7 +194,7 @@ class MotionTuner:
     @property
     def parser(self):
         if self._parser is None:
-            from motion_prior.units import get_parser
+            from reelgraph.text.units import get_parser
 
             self._parser = get_parser(self.settings.spacy_model)
         return self._parser

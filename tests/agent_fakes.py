@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from agent.policies.pos_policy import PosPolicy
+from agent.policies.tool_policy import ProposalSource, ToolProposals
 from agent.services import Services
-from agent.tools.pos_policy import PosPolicy
-from agent.tools.tool_policy import ProposalSource, ToolProposals
 from tests.test_graph import FakeGenerator
 
 POOL = {

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import cli
 from agent.caches import CachedRetriever, CachingGenerator, cache_stats, prune
 from generation.clip_plan import ClipStartSpec, ExtensionParams
-from generation.requests import ClipRequest
+from reelgraph.contracts.clips import ClipRequest
 from tests.agent_fakes import FakeRetriever
 from tests.test_graph import FakeGenerator
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from agent.graph import build_graph
+from agent.policies.tool_policy import ToolProposal, ToolProposals
 from agent.state import RunRequest, RunState
-from agent.tools.tool_policy import ToolProposal, ToolProposals
 from agent.understanding.parser import parse_request
 from tests.agent_fakes import FakeAdvisor, FakeNoise, FakeRetriever, fake_services
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from agent.tools.llm_client import LLMClient
+from agent.llm.llm_client import LLMClient
 from agent.understanding.understander import RequestUnderstander
 from tests.llm_server import Reply
 
@@ -112,7 +112,7 @@ def test_answer_dropping_the_subject(llm_server):
 
 # -- the tool advisor: the same failures end in "the rules decided alone", recorded in the plan ----------
 def advisor(server, timeout=5.0):
-    from agent.tools.tool_advisor import LLMToolAdvisor
+    from agent.llm.tool_advisor import LLMToolAdvisor
 
     return LLMToolAdvisor(LLMClient("test-model", base_url=server.url, timeout=timeout, max_retries=0))
 

@@ -11,7 +11,7 @@ from agent.services import Services
 from agent.state import RunRequest, RunState, ScenePlan, SceneRequest
 from generation.clip_plan import ExtensionParams
 from generation.model_info import ModelInfo
-from generation.requests import ClipRequest, ClipResult
+from reelgraph.contracts.clips import ClipRequest, ClipResult
 from reelgraph.errors import ReelgraphError
 
 INFO = ModelInfo(

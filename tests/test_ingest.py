@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import get_embedder
 from memory.ingest import find_video, ingest_csv, parse_duration, remove_pool, store_stats
 from memory.store import MemoryStore
-from motion_prior.units import get_parser
 from reelgraph.errors import ReelgraphError
+from reelgraph.text.embeddings import get_embedder
+from reelgraph.text.units import get_parser
 from tests.memory_helpers import CAPTIONS, write_csv, write_videos
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +188,7 @@ import sys, time, hashlib
 import numpy as np
 from memory.ingest import ingest_csv
 from memory.store import MemoryStore
-from motion_prior.units import get_parser
+from reelgraph.text.units import get_parser
 
 class SlowHashEmbedder:
     # Deterministic stand-in vectors; slow enough to be killed between batches.

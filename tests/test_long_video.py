@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import cli
 from generation.clip_plan import ClipStartSpec, ExtensionParams
-from generation.requests import ClipRequest
+from reelgraph.contracts.clips import ClipRequest
 from reelgraph.media import read_video
 
 runner = CliRunner()

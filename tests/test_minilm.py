@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from reelgraph.minilm import MiniLM
 from reelgraph.resolve import resolve_text_model
+from reelgraph.text.minilm import MiniLM
 
 TEXTS = [
     "a red ball rolls to the right",
@@ -51,7 +51,7 @@ def test_token_states_match_transformers_bert(minilm):
 
 
 def test_embedder_uses_the_fast_path():
-    from memory.embeddings import TextEmbedder
+    from reelgraph.text.embeddings import TextEmbedder
 
     embedder = TextEmbedder()
     assert embedder._fast is not None

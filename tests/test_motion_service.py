@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 import cli
 from agent import runner
 from agent.services import Services
-from generation.requests import ClipRequest
 from generation.service import GenerationService
 from motion_prior.search import MotionHit, RetrievalResult, ScoreBreakdown
 from motion_prior.service import UnitParsing
 from motion_prior.tuner import MotionTuner, detection_queries, mentions, third_person, training_prompt
-from motion_prior.units import ParsedPrompt, Unit
+from reelgraph.contracts.clips import ClipRequest
 from reelgraph.settings import Settings
+from reelgraph.text.units import ParsedPrompt, Unit
 from tests.motion_helpers import toy_video, tunable_model_dir
 
 PROMPT = "a red ball zigzags to the right on the grass"

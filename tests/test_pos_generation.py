@@ -10,8 +10,8 @@ from generation import ona
 from generation.hybrid import hybrid_conditioning, rewrite_steps
 from generation.inversion_cache import InversionCache, InversionKey
 from generation.npnet import NPNet, NPNetConfig, load_npnet, npnet_metadata, save_npnet, train_npnet
-from generation.requests import ClipRequest, NoiseSpec
 from generation.sampling import sample_ddim
+from reelgraph.contracts.clips import ClipRequest, NoiseSpec
 
 # -- hybrid semantics (POS eq. 8) -------------------------------------------------------------------
 

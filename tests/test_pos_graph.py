@@ -8,10 +8,10 @@ import pytest
 
 from agent import nodes
 from agent.graph import build_graph
+from agent.policies.pos_policy import PosPolicy, choose_noise_for_scene
+from agent.rewriting.rewriter import GuardDecision, RewriteAttempt, RewriteOutcome
 from agent.services import Services
 from agent.state import RunState, ToolStep
-from agent.tools.pos_policy import PosPolicy, choose_noise_for_scene
-from agent.tools.rewriter import GuardDecision, RewriteAttempt, RewriteOutcome
 from tests.test_graph import FakeGenerator, _state
 
 NEAREST = {
@@ -190,7 +190,7 @@ def test_noise_choice_cascade_and_reasons(tmp_path):
 
 
 def test_ona_can_pick_the_top_motion_prior_hit(tmp_path):
-    from agent.tools.pos_policy import nearest_of
+    from agent.policies.pos_policy import nearest_of
 
     hit = {
         "id": "toy:9",

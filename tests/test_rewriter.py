@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent.prompts.rewrite import SYSTEM, rewrite_messages, template_hash
-from agent.tools.rewriter import (
+from agent.rewriting.rewriter import (
     AnswerError,
     LLMClient,
     OfflineEnricher,
@@ -32,14 +32,14 @@ INJECTION = (
 
 @pytest.fixture(scope="module")
 def parser():
-    from motion_prior.units import get_parser
+    from reelgraph.text.units import get_parser
 
     return get_parser()
 
 
 @pytest.fixture(scope="module")
 def guard(parser):
-    from memory.embeddings import get_embedder
+    from reelgraph.text.embeddings import get_embedder
 
     return SemanticGuard(parser, get_embedder(), min_similarity=0.75)
 
@@ -266,7 +266,7 @@ def test_rate_limits_are_retried_by_the_client(guard, offline, llm_server, tmp_p
 
 
 def test_the_services_rewriter_memoises_parses_and_loads_models_lazily(tmp_path):
-    from agent.tools.rewriter import make_rewriter
+    from agent.rewriting.rewriter import make_rewriter
     from reelgraph.settings import Settings
 
     rewriter = make_rewriter(Settings(home=tmp_path))

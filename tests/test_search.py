@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from memory.embeddings import get_embedder
 from memory.ingest import ingest_csv
 from memory.store import Candidate, MemoryStore, PoolRecord
 from motion_prior.search import (
@@ -18,7 +17,8 @@ from motion_prior.search import (
     rank_candidates,
     select_references,
 )
-from motion_prior.units import ParsedPrompt, Unit, get_parser
+from reelgraph.text.embeddings import get_embedder
+from reelgraph.text.units import ParsedPrompt, Unit, get_parser
 from tests.memory_helpers import write_csv
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from memory.store import MemoryStore, PoolRecord, unit_phrase_set
-from motion_prior.units import Unit
 from reelgraph.errors import ReelgraphError
+from reelgraph.text.units import Unit
 from tests.memory_helpers import chroma_server, chroma_server_available
 
 

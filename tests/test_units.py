@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.units_accuracy import core_accuracy, load_labels
-from motion_prior.units import ParsedPrompt, UnitParser, get_parser
+from reelgraph.text.units import ParsedPrompt, UnitParser, get_parser
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -137,7 +137,7 @@ def test_parse_many_matches_parse(parser):
 
 def test_toy_captions_parse_to_their_labels(parser):
     """Toy-world captions: motion lemma from the label's verb table, actor and recipient shape nouns."""
-    from motion_prior.units import _verb_base
+    from reelgraph.text.units import _verb_base
     from toyworld.captions import MOTION_VERBS, SHAPE_NOUNS, prompt_set
 
     lemmas: dict[str, set[str]] = {}

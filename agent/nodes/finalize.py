@@ -11,9 +11,9 @@ from typing import Any
 from agent import long_video
 from agent.services import Services
 from agent.state import RunState
-from generation.requests import OutputFiles
 from reelgraph import __version__
 from reelgraph.atomic import write_json
+from reelgraph.contracts.clips import OutputFiles
 from reelgraph.versions import package_versions
 
 

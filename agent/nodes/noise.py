@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.policies.pos_policy import choose_noise_for_scene, nearest_of
 from agent.services import Services
 from agent.state import RunState, ToolStep
-from agent.tools.pos_policy import choose_noise_for_scene, nearest_of
 
 
 def choose_noise(state: RunState, services: Services) -> dict[str, Any]:

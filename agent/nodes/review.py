@@ -1,14 +1,14 @@
-"""Review the plan's tool choices with the rules, after an optional LLM proposal (agent.tools.tool_policy)."""
+"""Review the plan's tool choices with the rules, after an optional LLM proposal (agent.policies.tool_policy)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from agent.policies.pos_policy import choose_noise_for_scene, nearest_of
+from agent.policies.tool_policy import Availability, ProposalSource, review_scenes
 from agent.services import Services
 from agent.state import RunState, ToolStep
-from agent.tools.pos_policy import choose_noise_for_scene, nearest_of
-from agent.tools.tool_policy import Availability, ProposalSource, review_scenes
 from generation.estimate import device_kind
 
 REVIEWED = ("noise", "rewrite", "tuning", "extension")

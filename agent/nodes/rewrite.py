@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.policies.pos_policy import references_of, rewrite_step_fields
 from agent.services import Services
 from agent.state import RunState, ToolStep, skipped
-from agent.tools.pos_policy import references_of, rewrite_step_fields
 
 
 def rewrite(state: RunState, services: Services) -> dict[str, Any]:

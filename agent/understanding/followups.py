@@ -23,9 +23,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from agent.tools.wording import COLOUR_WORDS
 from agent.understanding.parser import NUMBERS, EntityTracker, parse_request
 from agent.understanding.request import SceneSpec, StructuredRequest
+from agent.wording import COLOUR_WORDS
 from reelgraph.errors import ReelgraphError
 
 EditKind = Literal[

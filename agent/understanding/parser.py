@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 
-from agent.tools.wording import COLOUR_WORDS, DIRECTION_WORDS, SHAPE_WORDS, SIZE_WORDS, SPEED_WORDS, wordset
 from agent.understanding.request import SceneSpec, StructuredRequest
+from agent.wording import COLOUR_WORDS, DIRECTION_WORDS, SHAPE_WORDS, SIZE_WORDS, SPEED_WORDS, wordset
 from reelgraph.errors import ReelgraphError
 
 # "square" names a shape as often as it describes one ("a red square"), so it counts as a noun.

@@ -15,10 +15,10 @@ import hashlib
 
 from pydantic import BaseModel
 
-from agent.tools.llm_client import LLMClient, LLMUnavailable
-from agent.tools.wording import COLOUR_WORDS, lowercase_words
+from agent.llm.llm_client import LLMClient, LLMUnavailable
 from agent.understanding.parser import parse_request
 from agent.understanding.request import StructuredRequest
+from agent.wording import COLOUR_WORDS, lowercase_words
 
 SYSTEM = (
     "You turn a person's description of a short video into JSON that matches the given schema. "

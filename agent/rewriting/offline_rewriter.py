@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from agent.tools.wording import (
+from agent.wording import (
     COLOUR_WORDS,
     DIRECTION_WORDS,
     NEVER_BORROWED,

@@ -1,7 +1,7 @@
 """An LLM that proposes tools per scene (structured output); the rules of :mod:`tool_policy` decide.
 
 The advisor sees the plan the nodes made (each tool's status and reason) and
-what is available, and answers :class:`~agent.tools.tool_policy.ToolProposals`.
+what is available, and answers :class:`~agent.policies.tool_policy.ToolProposals`.
 Any failure (endpoint down, timeout, 429/5xx after retries, malformed,
 empty or off-schema JSON) means no proposals, with the reason recorded.
 """
@@ -12,8 +12,8 @@ import hashlib
 import json
 from typing import Any
 
-from agent.tools.llm_client import LLMClient, LLMUnavailable
-from agent.tools.tool_policy import ProposalSource, ToolProposals
+from agent.llm.llm_client import LLMClient, LLMUnavailable
+from agent.policies.tool_policy import ProposalSource, ToolProposals
 
 SYSTEM = (
     "You advise a text-to-video planner. For each scene you see the tools the planner chose "

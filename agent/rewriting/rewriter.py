@@ -8,18 +8,18 @@ the original prompt. Every attempt and the decision are recorded.
 
 Engines:
 
-* :class:`agent.tools.llm_client.LLMClient`: any OpenAI-compatible chat endpoint through
+* :class:`agent.llm.llm_client.LLMClient`: any OpenAI-compatible chat endpoint through
   langchain-openai's ``ChatOpenAI`` (POS eq. 7 with the §5.2 template of
   :mod:`agent.prompts.rewrite`). Answers are cached on disk by (model,
   template hash, prompt, references). An unreachable endpoint hands the run
   to the offline engine, once, and the plan says so.
-* :class:`agent.tools.offline_rewriter.OfflineEnricher`: deterministic reference-guided enrichment with no
+* :class:`agent.rewriting.offline_rewriter.OfflineEnricher`: deterministic reference-guided enrichment with no
   LLM. It borrows, from the references, the adjective, the manner adverb and
   the scene phrase that most of them use, skipping words that could change
   the prompt's units (colours, sizes, numbers, speeds, directions,
   negations). Its stricter retry borrows the adjective alone.
 
-The guard (:class:`agent.tools.semantic_guard.SemanticGuard`) keeps the
+The guard (:class:`agent.rewriting.semantic_guard.SemanticGuard`) keeps the
 original's core unit, direction, colour/number/negation words and meaning.
 
 Reference captions are data: the LLM sees them as quoted strings under a
@@ -37,11 +37,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agent.llm.llm_client import LLMClient, LLMUnavailable, client_from_settings
 from agent.prompts.rewrite import rewrite_messages, template_hash
-from agent.tools.llm_client import LLMClient, LLMUnavailable, client_from_settings
-from agent.tools.offline_rewriter import OfflineEnricher
-from agent.tools.semantic_guard import GuardDecision, SemanticGuard
-from agent.tools.wording import WORD
+from agent.rewriting.offline_rewriter import OfflineEnricher
+from agent.rewriting.semantic_guard import GuardDecision, SemanticGuard
+from agent.wording import WORD
 
 __all__ = [
     "AnswerError",
@@ -273,7 +273,7 @@ class _LazyEmbedder:
         self.model = model
 
     def embed(self, texts):
-        from memory.embeddings import get_embedder
+        from reelgraph.text.embeddings import get_embedder
 
         return get_embedder(self.model).embed(texts)
 
@@ -289,7 +289,7 @@ class _LazyParser:
 
     @property
     def _parser(self):
-        from motion_prior.units import get_parser
+        from reelgraph.text.units import get_parser
 
         return get_parser(self.model)
 

@@ -2,7 +2,7 @@
 
 A rewrite is accepted when
 
-1. the original's core unit (Search-T2V §4.1, via :mod:`motion_prior.units`)
+1. the original's core unit (Search-T2V §4.1, via :mod:`reelgraph.text.units`)
    is among the rewrite's units with the same motion and actor lemmas (and
    recipient, when the original has one), and the core motion's direction
    words ("left", "upward") survive;
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agent.tools.wording import CANONICAL_DIRECTION, DIRECTION_WORDS, GUARDED_WORDS, lowercase_words
+from agent.wording import CANONICAL_DIRECTION, DIRECTION_WORDS, GUARDED_WORDS, lowercase_words
 
 
 class GuardDecision(BaseModel):
@@ -41,7 +41,7 @@ class SemanticGuard:
     """Accepts a rewrite only if it keeps the original's core unit, key words and meaning (see module doc).
 
     Args:
-        parser: a :class:`motion_prior.units.UnitParser` (``parse(text) -> ParsedPrompt``).
+        parser: a :class:`reelgraph.text.units.UnitParser` (``parse(text) -> ParsedPrompt``).
         embedder: MiniLM with ``embed(texts) -> (N, 384)`` unit vectors.
         min_similarity: least cosine similarity of rewrite and original.
     """

@@ -5,7 +5,7 @@ vector that reaches Chroma is computed here. Vectors are L2-normalised, so a
 dot product is the cosine similarity.
 
 A BERT checkpoint with mean pooling (MiniLM is one) runs on
-:mod:`reelgraph.minilm`, which loads in well under a second; any other
+:mod:`reelgraph.text.minilm`, which loads in well under a second; any other
 sentence-transformers model goes through the ``sentence_transformers``
 library (slower to import: 8-15 s here).
 """
@@ -40,7 +40,7 @@ class TextEmbedder:
     @functools.cached_property
     def _fast(self):
         """Our MiniLM module when the checkpoint is a mean-pooled BERT in a local folder, else None."""
-        from reelgraph.minilm import load_minilm
+        from reelgraph.text.minilm import load_minilm
 
         return load_minilm(self.model_path) if _is_mean_pooled_bert(Path(self.model_path)) else None
 
