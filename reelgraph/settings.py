@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -161,6 +161,166 @@ class Settings(BaseModel):
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    # -- sections: the part of the settings each service depends on ---------------------------
+    # The file format and the environment names stay flat (documented); a service's constructor
+    # takes the section it needs, so its signature says what it depends on.
+    def section(self, kind: type[_S]) -> _S:
+        """The fields of ``kind`` (a :class:`Section`), read from these settings."""
+        return kind.model_validate({name: getattr(self, name) for name in kind.model_fields})
+
+    @property
+    def model_section(self) -> ModelSettings:
+        return self.section(ModelSettings)
+
+    @property
+    def memory(self) -> MemorySettings:
+        return self.section(MemorySettings)
+
+    @property
+    def text(self) -> TextSettings:
+        return self.section(TextSettings)
+
+    @property
+    def llm(self) -> LLMSettings:
+        return self.section(LLMSettings)
+
+    @property
+    def rewriting(self) -> RewriteSettings:
+        return self.section(RewriteSettings)
+
+    @property
+    def pos(self) -> PosSettings:
+        return self.section(PosSettings)
+
+    @property
+    def long_video(self) -> LongVideoSettings:
+        return self.section(LongVideoSettings)
+
+    @property
+    def tuning(self) -> TuningSettings:
+        return self.section(TuningSettings)
+
+    @property
+    def agent(self) -> AgentSettings:
+        return self.section(AgentSettings)
+
+
+class Section(BaseModel):
+    """A read-only slice of :class:`Settings`: the same field names, a subset of the fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"  # type: ignore[attr-defined]  # sections with ``home`` only
+
+
+def _fields(*names: str) -> dict[str, Any]:
+    """Annotations and defaults of ``names``, copied from :class:`Settings`."""
+    return {name: (Settings.model_fields[name].annotation, Settings.model_fields[name]) for name in names}
+
+
+def _section(name: str, doc: str, *fields: str) -> type[Section]:
+    from pydantic import create_model
+
+    model = create_model(name, __base__=Section, __doc__=doc, **_fields(*fields))
+    model.__module__ = __name__
+    return model
+
+
+ModelSettings = _section(
+    "ModelSettings",
+    "The video model and how it runs (generation.service).",
+    "home",
+    "model",
+    "device",
+    "dtype",
+    "cpu_offload",
+    "vae_slice_frames",
+    "guidance_scale",
+    "view_scale",
+)
+MemorySettings = _section(
+    "MemorySettings",
+    "The reference pool's store (memory, motion_prior.search).",
+    "home",
+    "chroma_url",
+    "text_model",
+    "spacy_model",
+)
+TextSettings = _section(
+    "TextSettings", "The text models: spaCy units parser, MiniLM embedder.", "text_model", "spacy_model"
+)
+LLMSettings = _section(
+    "LLMSettings",
+    "The OpenAI-compatible endpoint (agent.llm).",
+    "home",
+    "llm_base_url",
+    "llm_model",
+    "llm_api_key",
+    "llm_timeout",
+    "llm_max_retries",
+)
+RewriteSettings = _section(
+    "RewriteSettings",
+    "Reference-guided rewriting behind the semantic guard (POS §4.3).",
+    "rewrite",
+    "rewrite_max_words",
+    "rewrite_references",
+    "rewrite_min_similarity",
+)
+PosSettings = _section(
+    "PosSettings",
+    "POS's choices: rewrite, hybrid semantics, noise source (agent.policies.pos_policy).",
+    "home",
+    "rewrite",
+    "rewrite_references",
+    "gamma",
+    "noise_source",
+    "ona_eta",
+    "ona_min_similarity",
+    "ona_pick",
+    "npnet",
+    "npnet_min_skill",
+)
+LongVideoSettings = _section(
+    "LongVideoSettings",
+    "Clip extension and scene continuation (VidRD §4.3, ART-V anchor).",
+    "extension_mode",
+    "extension_pns",
+    "extension_dsg",
+    "extension_prompt_frames",
+    "extension_alpha",
+    "extension_beta",
+    "extension_keep",
+    "scene_continuation",
+    "anchor_first_clip",
+    "max_video_frames",
+)
+TuningSettings = _section(
+    "TuningSettings",
+    "Motion-prior tuning (Search-T2V §4.3, VMC) and its keyframes.",
+    "home",
+    "device",
+    "spacy_model",
+    "motion_tuning",
+    "rare_motions",
+    "tune_steps",
+    "tune_rank",
+    "tune_learning_rate",
+    "tune_transformer_in",
+    "tune_gradient_checkpointing",
+    "lora_scale",
+    "detector",
+    "detector_model",
+    "keyframe_margin",
+    "keyframe_min_crop",
+)
+AgentSettings = _section(
+    "AgentSettings", "The agent's own switches.", "budget_seconds", "llm_tool_proposals", "clip_cache"
+)
+_S = TypeVar("_S", bound=Section)
 
 
 def default_home() -> Path:
