@@ -276,10 +276,10 @@ def chat_services(settings: Any, progress: Any = None) -> ChatServices:
     from datetime import datetime
 
     from agent import runner
-    from agent.llm.llm_client import client_from_settings
+    from agent.composition import build_services
     from reelgraph.runs import slugify
 
-    services = runner.make_services(settings, progress)
+    services = build_services(settings, progress)
     info = services.generator.model_info
     frames = settings.num_frames or info.num_frames
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -298,7 +298,7 @@ def chat_services(settings: Any, progress: Any = None) -> ChatServices:
         )
 
     return ChatServices(
-        understander=RequestUnderstander(client_from_settings(settings)),
+        understander=RequestUnderstander(services.llm),
         plan=plan,
         generate=generate,
         run_dir=lambda turn, prompt: (

@@ -11,44 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from agent import long_video
+from agent.composition import build_services
 from agent.graph import run_graph
 from agent.resume import resume as resume_run
 from agent.resume import run_checkpointed, saved_settings
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
-from generation.service import GenerationService, ProgressHook
+from generation.service import ProgressHook
 from reelgraph.settings import Settings
-
-
-def make_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
-    from agent.caches import CachedRetriever, CachingGenerator
-    from agent.llm.llm_client import client_from_settings
-    from agent.llm.tool_advisor import LLMToolAdvisor
-    from agent.policies.pos_policy import PosPolicy
-    from agent.rewriting.rewriter import make_rewriter
-    from generation.noise_support import NoiseSupportService
-    from motion_prior.service import PoolRetrieval, UnitParsing
-    from motion_prior.tuner import MotionTuner
-
-    generator = GenerationService(settings, progress=progress)
-    retriever = PoolRetrieval(settings)
-    cached_retriever = CachedRetriever(
-        retriever,
-        settings.cache_dir,
-        {"text_model": settings.text_model, "spacy_model": settings.spacy_model},
-    )
-    llm = client_from_settings(settings) if settings.llm_tool_proposals else None
-    return Services(
-        generator=CachingGenerator(generator, settings.cache_dir) if settings.clip_cache else generator,
-        device=settings.device,
-        parser=UnitParsing(settings.spacy_model),
-        retriever=cached_retriever,
-        rewriter=make_rewriter(settings) if settings.rewrite else None,
-        noise=NoiseSupportService(settings, lambda: generator.model_info),
-        pos=PosPolicy.from_settings(settings),
-        tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
-        advisor=LLMToolAdvisor(llm) if llm is not None else None,
-    )
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:
@@ -61,7 +31,7 @@ def make_request(settings: Settings, services: Services, scenes: list[SceneReque
         guidance_scale=services.generator.default_guidance(),
         eta=settings.eta,
         negative_prompt=settings.negative_prompt,
-        extension=long_video.params_from_settings(settings),
+        extension=long_video.params_from_settings(settings.long_video),
         max_frames=settings.max_video_frames,
         budget_seconds=settings.budget_seconds,
     )
@@ -74,7 +44,7 @@ def _single_scene(settings: Settings, prompt: str, image: Path | None) -> list[S
 def plan(
     settings: Settings, prompt: str, services: Services | None = None, image: Path | None = None
 ) -> RunState:
-    services = services or make_services(settings)
+    services = services or build_services(settings)
     request = make_request(settings, services, _single_scene(settings, prompt, image))
     return run_graph(services, RunState(mode="plan", request=request))
 
@@ -86,7 +56,7 @@ def plan_scenes(
     origin: dict[str, Any] | None = None,
 ) -> RunState:
     """The plan of a request of one or more scenes (nothing loads a diffusion model)."""
-    services = services or make_services(settings)
+    services = services or build_services(settings)
     request = make_request(settings, services, scenes)
     return run_graph(services, RunState(mode="plan", request=request, origin=origin or {}))
 
@@ -96,7 +66,7 @@ def plan_story(settings: Settings, text: str, services: Services | None = None) 
     from agent.llm.llm_client import client_from_settings
     from agent.understanding.understander import RequestUnderstander
 
-    services = services or make_services(settings)
+    services = services or build_services(settings)
     understood = RequestUnderstander(client_from_settings(settings)).understand(text)
     request = understood.request
     info = services.generator.model_info
@@ -142,7 +112,7 @@ def generate_scenes(
 
     ``origin`` (e.g. the chat turn that asked for it) is recorded in the manifest.
     """
-    services = services or make_services(settings, progress)
+    services = services or build_services(settings, progress)
     request = make_request(settings, services, scenes)
     # A plan that fails validation raises before any weights load, and the folder is removed again.
     state = RunState(mode="generate", request=request, run_dir=str(run_dir), origin=origin or {})
@@ -156,4 +126,4 @@ def resume(settings: Settings, run_dir: Path, progress: ProgressHook | None = No
     """
     saved = saved_settings(run_dir)
     started_with = Settings.model_validate({**saved, "llm_api_key": settings.llm_api_key})
-    return resume_run(Path(run_dir), make_services(started_with, progress))
+    return resume_run(Path(run_dir), build_services(started_with, progress))

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from agent.llm.llm_client import LLMClient
 from agent.policies.pos_policy import NoiseSupport, PosPolicy
 from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo
 from reelgraph.contracts.clips import ClipRequest, ClipResult
+
+if TYPE_CHECKING:  # annotations only: the concrete services load torch, spaCy and MiniLM
+    from generation.service import GenerationService
+    from motion_prior.service import PoolRetrieval
+    from reelgraph.text.models import TextModels
 
 
 class VideoGenerator(Protocol):
@@ -92,7 +98,12 @@ class ToolAdvisor(Protocol):
 
 @dataclass
 class Services:
-    """What a graph can use. Only ``generator`` is required (a plan reads its model info)."""
+    """What a graph can use. Only ``generator`` is required (a plan reads its model info).
+
+    :func:`agent.composition.build_services` fills every field; tests hand in fakes. ``llm``,
+    ``text``, ``pool`` and ``generation`` are the shared objects behind the nodes' services, for the
+    commands that work on them directly (indexing, inversion, NPNet training, tuning).
+    """
 
     generator: VideoGenerator
     device: str = "auto"
@@ -103,3 +114,7 @@ class Services:
     pos: PosPolicy = field(default_factory=PosPolicy)
     tuner: MotionTuner | None = None
     advisor: ToolAdvisor | None = None
+    llm: LLMClient | None = None
+    text: TextModels | None = None
+    pool: PoolRetrieval | None = None
+    generation: GenerationService | None = None

@@ -117,7 +117,7 @@ def generate_interleaved(settings, rows, configs, out_dir: Path, seed: int, shar
     on a busy machine a run cut short leaves every row with the same prompts done. Shards let two
     processes share the work.
     """
-    from agent import runner
+    from agent.composition import build_services
     from toyworld.evaluation import SAMPLE_DIR, _config_settings, _sample
 
     i, n = shard
@@ -128,7 +128,7 @@ def generate_interleaved(settings, rows, configs, out_dir: Path, seed: int, shar
         for name, overrides in configs.items():
             config = _config_settings(settings, overrides)
             if name not in services:
-                services[name] = runner.make_services(config)
+                services[name] = build_services(config)
             _sample(
                 config,
                 services[name],
@@ -163,6 +163,7 @@ def storyboards(n: int, seed: int) -> list[dict[str, Any]]:
 
 def part_b(settings, args, clip: int) -> dict[str, Any]:
     from agent import runner
+    from agent.composition import build_services
     from agent.state import SceneRequest
     from toyworld.long_metrics import boundary_smoothness, read_windows, scene_boundaries
 
@@ -173,7 +174,7 @@ def part_b(settings, args, clip: int) -> dict[str, Any]:
     }
     for name, overrides in story_configs.items():
         config = settings.model_copy(update=overrides)
-        services = runner.make_services(config)
+        services = build_services(config)
         rows = []
         for i, board in enumerate(boards):
             run_dir = args.work / "storyboards" / name.replace(" ", "_").replace("+", "and") / f"{i:04d}"
@@ -216,6 +217,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def part_c(settings, args, clip: int) -> dict[str, Any]:
     from agent import runner
+    from agent.composition import build_services
     from reelgraph.media import write_png
     from toyworld.captions import describe, sample_label
     from toyworld.long_metrics import Reading
@@ -235,7 +237,7 @@ def part_c(settings, args, clip: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for beta in args.betas:
         config = settings.model_copy(update={"extension_beta": beta, "num_frames": clip})
-        services = runner.make_services(config)
+        services = build_services(config)
         rows = []
         for i, (path, image, label, prompt) in enumerate(images):
             run_dir = args.work / "image_start" / f"beta-{beta:g}" / f"{i:04d}"

@@ -95,11 +95,8 @@ def collect(args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from generation.service import GenerationService
+    from agent.composition import build_services
     from memory.ingest import ingest_toy
-    from memory.store import MemoryStore
-    from motion_prior.search import Retriever
-    from motion_prior.tuner import MotionTuner
     from reelgraph.contracts.clips import ClipRequest
     from reelgraph.settings import Settings
     from toyworld.captions import prompt_set
@@ -109,13 +106,22 @@ def collect(args: argparse.Namespace) -> dict:
     home = args.work / "home"
     overrides = {"tune_steps": args.steps} if args.steps else {}
     settings = Settings(home=home, model=args.model, device="cpu", **overrides)
-    store = MemoryStore(home)
+    services = build_services(settings)
+    store, text = services.pool.store, services.text
     if store.count("toy") < args.pool_size:
-        ingest_toy(store, home, n=args.pool_size, seed=args.pool_seed, pool="toy", progress=False)
+        ingest_toy(
+            store,
+            home,
+            n=args.pool_size,
+            seed=args.pool_seed,
+            pool="toy",
+            embedder=text.embedder,
+            parser=text.parser,
+            progress=False,
+        )
     pool_ids = sorted(record.id for records, _ in store.iter_all("toy") for record in records)
 
-    generator = GenerationService(settings)
-    tuner = MotionTuner(settings, generator, retriever=Retriever(store))
+    generator, tuner = services.generation, services.tuner
     info = generator.model_info
     guidance = generator.default_guidance()
 

@@ -57,30 +57,33 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from agent.policies.pos_policy import PosPolicy, choose_noise_for_scene
-    from agent.rewriting.rewriter import make_rewriter
+    from agent.composition import build_services
+    from agent.policies.pos_policy import choose_noise_for_scene
     from generation.inversion_cache import InversionCache
-    from generation.noise_support import NoiseSupportService
     from generation.npnet import load_npnet
     from generation.ona import cached_inversion, mix_noise
-    from generation.service import GenerationService
     from memory.ingest import ingest_toy
     from memory.store import MemoryStore
-    from motion_prior.search import Retriever
     from reelgraph.contracts.clips import ClipRequest, NoiseSpec
     from reelgraph.settings import Settings
     from toyworld.captions import prompt_set
 
     settings = Settings(home=Path(args.home), model=args.model, ona_eta=args.eta, gamma=args.gamma)
-    ingest_toy(MemoryStore(settings.home), settings.home, args.pool, seed=0, progress=False)
-    retriever = Retriever.open(
-        settings.home, text_model=settings.text_model, spacy_model=settings.spacy_model
+    services = build_services(settings)
+    pool, text = services.pool, services.text
+    ingest_toy(
+        pool.store,
+        settings.home,
+        args.pool,
+        seed=0,
+        embedder=text.embedder,
+        parser=text.parser,
+        progress=False,
     )
-    service = GenerationService(settings)
+    retriever = pool.retriever
+    service = services.generation
     model = service.model
-    support = NoiseSupportService(settings, lambda: service.model_info)
-    rewriter = make_rewriter(settings)
-    policy = PosPolicy.from_settings(settings)
+    support, rewriter, policy = services.noise, services.rewriter, services.pos
     steps, frames = settings.num_inference_steps, model.info.num_frames
     guidance = service.default_guidance()
     cache = InversionCache(settings.cache_dir)

@@ -45,6 +45,7 @@ from motion_prior.tuning import (
 )
 from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import file_sha256
+from reelgraph.settings import TuningSettings
 from reelgraph.text.units import ParsedPrompt, Unit
 
 
@@ -165,47 +166,44 @@ class MotionTuner:
     """Motion-prior tuning for one model (the generation service's), with its cache in ``<home>/cache/lora``.
 
     Args:
-        settings: reelgraph settings (tuning knobs, detector, home).
+        settings: the tuning section (knobs, detector, keyframes, home for the cache).
         generator: the :class:`~generation.service.GenerationService` whose model is tuned.
-        retriever: motion-prior search; default: :class:`motion_prior.search.Retriever` on the settings' store.
+        retriever: motion-prior search: a :class:`~motion_prior.search.Retriever`, or the
+            :class:`~motion_prior.service.PoolRetrieval` around the run's pool; ``None`` where
+            the videos come only from the plan's retrieval hits.
+        parser: the run's unit parser (:attr:`reelgraph.text.models.TextModels.parser`).
         detector: default from the settings.
-        parser: unit parser; default from the settings.
         progress: ``progress(label, step, steps)`` after each tuning step.
     """
 
     def __init__(
         self,
-        settings,
+        settings: TuningSettings,
         generator,
-        retriever=None,
+        retriever,
+        parser,
         detector: Detector | None = None,
-        parser=None,
         progress=None,
     ):
         self.settings = settings
         self.generator = generator
         self._retriever = retriever
         self._detector = detector
-        self._parser = parser
+        self.parser = parser
         self.progress = progress
         self.cache = LoraCache(settings.cache_dir / "lora")
 
     # -- collaborators, made on first use -----------------------------------------------------
     @property
-    def parser(self):
-        if self._parser is None:
-            from reelgraph.text.units import get_parser
-
-            self._parser = get_parser(self.settings.spacy_model)
-        return self._parser
-
-    @property
     def retriever(self):
-        """The pool search: the one given (a ``Retriever``, or the agent's ``PoolRetrieval`` around one), else the settings' pool."""
+        """The pool search; a :class:`PoolRetrieval` is unwrapped only once its pool holds videos."""
         from motion_prior.service import PoolRetrieval
 
         if self._retriever is None:
-            self._retriever = PoolRetrieval(self.settings)
+            raise ReelgraphError(
+                "No video pool was given to search for a motion-prior video.",
+                fix="pass --video (a pool id or a video file), or index a pool (reelgraph index toy --n 500).",
+            )
         if isinstance(self._retriever, PoolRetrieval):
             if self._retriever.pool_size() == 0:  # never create an empty store just to search it
                 raise ReelgraphError(

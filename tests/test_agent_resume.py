@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import cli
 from agent import runner
+from agent.composition import build_services
 from agent.state import SceneRequest
 from reelgraph.settings import load_settings
 
@@ -37,12 +38,13 @@ KILLED_RUN = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from agent import runner
+    from agent.composition import build_services
     from agent.state import SceneRequest
     from reelgraph.settings import load_settings
 
     home, model, run_dir, flags, prompts = sys.argv[1:6]
     settings = load_settings({"model": model, **eval(flags)}, home=home, environ={}).settings
-    services = runner.make_services(settings)
+    services = build_services(settings)
     real, made = services.generator.sample_clip, []
 
     def sample_or_die(request, path, label="sampling", **extra):
@@ -116,7 +118,7 @@ def test_crashed_run_resumes_and_equals_an_uninterrupted_run(
 ):
     home, killed = tmp_path / "home", tmp_path / "killed"
     settings = _settings(home, tiny_model_dir)
-    services = runner.make_services(settings)
+    services = build_services(settings)
     real, made = services.generator.sample_clip, []
 
     def sample_or_crash(request, path, label="sampling", **extra):
@@ -158,7 +160,7 @@ def test_sigkilled_run_resumes_and_equals_an_uninterrupted_run(
 
 def test_user_errors_and_ctrl_c_leave_nothing_to_resume(tmp_path, tiny_model_dir):
     settings = _settings(tmp_path / "home", tiny_model_dir)
-    services = runner.make_services(settings)
+    services = build_services(settings)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -156,7 +156,9 @@ def test_interrupt_during_sampling_leaves_nothing(home, tiny_model_dir, tmp_path
         if completed == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._step_progress, "update", interrupt)
+    from commands.progress import ProgressBars
+
+    monkeypatch.setattr(ProgressBars, "update", interrupt)
     out = tmp_path / "run"
     result = invoke(*generate_args(tiny_model_dir, out))
     assert result.exit_code == 130

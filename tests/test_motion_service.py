@@ -17,9 +17,11 @@ from motion_prior.service import UnitParsing
 from motion_prior.tuner import MotionTuner, detection_queries, mentions, third_person, training_prompt
 from reelgraph.contracts.clips import ClipRequest
 from reelgraph.settings import Settings
+from reelgraph.text.models import TextModels
 from reelgraph.text.units import ParsedPrompt, Unit
 from tests.motion_helpers import toy_video, tunable_model_dir
 
+TEXT = TextModels()  # the suite shares one parser, as a run does
 PROMPT = "a red ball zigzags to the right on the grass"
 
 
@@ -88,7 +90,7 @@ def _settings(home, model_dir, **extra) -> Settings:
 
 def _tuner(settings, video):
     generator = GenerationService(settings)
-    return MotionTuner(settings, generator, retriever=OneHitRetriever(str(video))), generator
+    return MotionTuner(settings, generator, OneHitRetriever(str(video)), TEXT.parser), generator
 
 
 def test_words():
@@ -188,11 +190,13 @@ def test_tune_caches_and_sampling_leaves_the_base_model_unchanged(tmp_path, mode
 def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_video):
     settings = _settings(tmp_path / "home", model_dir)
     generator = GenerationService(settings)
-    tuner = MotionTuner(settings, generator)  # the video comes from the retrieve node's motion hits
+    tuner = MotionTuner(
+        settings, generator, None, TEXT.parser
+    )  # the video comes from the retrieve node's motion hits
     services = Services(
         generator=generator,
         device="cpu",
-        parser=UnitParsing(),
+        parser=UnitParsing(TEXT),
         retriever=OneHitPool(str(pool_video)),
         tuner=tuner,
     )
@@ -227,7 +231,7 @@ def test_graph_plans_tunes_and_records_the_cache_hit(tmp_path, model_dir, pool_v
     rolling = runner.plan(settings, "a red ball rolls to the left", services=services).plan_view()
     step = rolling["scenes"][0]["tuning"]
     assert step["status"] == "skipped" and "not rare" in step["reason"]
-    no_pool = Services(generator=generator, device="cpu", parser=UnitParsing(), tuner=tuner)
+    no_pool = Services(generator=generator, device="cpu", parser=UnitParsing(TEXT), tuner=tuner)
     step = runner.plan(settings, PROMPT, services=no_pool).plan_view()["scenes"][0]["tuning"]
     assert step["status"] == "skipped" and "no motion-prior video" in step["reason"]
     assert not (tmp_path / "home" / "chroma").exists()
@@ -240,9 +244,9 @@ def test_every_clip_of_an_extended_scene_samples_with_the_lora(tmp_path, model_d
     services = Services(
         generator=generator,
         device="cpu",
-        parser=UnitParsing(),
+        parser=UnitParsing(TEXT),
         retriever=OneHitPool(str(pool_video)),
-        tuner=MotionTuner(settings, generator),
+        tuner=MotionTuner(settings, generator, None, TEXT.parser),
     )
     before = {k: v.clone() for k, v in generator.model.unet.state_dict().items()}
     calls = []

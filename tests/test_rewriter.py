@@ -266,15 +266,17 @@ def test_rate_limits_are_retried_by_the_client(guard, offline, llm_server, tmp_p
 
 
 def test_the_services_rewriter_memoises_parses_and_loads_models_lazily(tmp_path):
-    from agent.rewriting.rewriter import make_rewriter
+    from agent.composition import build_services
     from reelgraph.settings import Settings
 
-    rewriter = make_rewriter(Settings(home=tmp_path))
+    rewriter = build_services(Settings(home=tmp_path)).rewriter
     assert rewriter.llm is None and rewriter.needs_references()  # no LLM configured: offline
     parser = rewriter.guard.parser
     assert parser._memo == {}
     first = parser.parse(PROMPT)
     assert parser.parse(PROMPT) is first and parser.parse_many([PROMPT, PROMPT]) == [first, first]
-    with_llm = make_rewriter(Settings(home=tmp_path, llm_model="m", llm_base_url="http://127.0.0.1:9/v1"))
+    services = build_services(Settings(home=tmp_path, llm_model="m", llm_base_url="http://127.0.0.1:9/v1"))
+    with_llm = services.rewriter
+    assert with_llm.llm is services.llm  # one client for the run: the rewriter's is the services' own
     assert with_llm.llm is not None and with_llm.llm.base_url == "http://127.0.0.1:9/v1"
     assert with_llm.llm.cache_root == tmp_path / "cache" / "llm"

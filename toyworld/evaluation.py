@@ -170,11 +170,11 @@ def evaluate_config(
     total: int | None = None,
 ) -> dict[str, Any]:
     """Generate and score ``samples`` clips per prompt under one configuration."""
-    from agent import runner
+    from agent.composition import build_services
     from toyworld import long_metrics, metrics
     from toyworld.probe import probe
 
-    services = runner.make_services(settings)
+    services = build_services(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, generated, references, twins, per_prompt = [], [], [], [], {}
     started = time.perf_counter()

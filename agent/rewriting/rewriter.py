@@ -31,17 +31,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.llm.llm_client import LLMClient, LLMUnavailable, client_from_settings
+from agent.llm.llm_client import LLMClient, LLMUnavailable
 from agent.prompts.rewrite import rewrite_messages, template_hash
 from agent.rewriting.offline_rewriter import OfflineEnricher
 from agent.rewriting.semantic_guard import GuardDecision, SemanticGuard
 from agent.wording import WORD
+
+if TYPE_CHECKING:  # annotations only: the text models load spaCy and MiniLM
+    from reelgraph.settings import RewriteSettings
+    from reelgraph.text.models import TextModels
 
 __all__ = [
     "AnswerError",
@@ -266,56 +269,13 @@ class Rewriter:
         )
 
 
-class _LazyEmbedder:
-    """MiniLM loaded on the first guard check, so building the services loads nothing."""
+def make_rewriter(rewriting: RewriteSettings, text: TextModels, llm: LLMClient | None) -> Rewriter:
+    """The run's rewriter: the LLM when the settings name one, the offline engine always (POS §4.3).
 
-    def __init__(self, model: str | None):
-        self.model = model
-
-    def embed(self, texts):
-        from reelgraph.text.embeddings import get_embedder
-
-        return get_embedder(self.model).embed(texts)
-
-
-class _LazyParser:
-    """spaCy loaded on first use, for the same reason; unit parses are memoised (a prompt is parsed by
-    the offline engine and by the guard, and scenes repeat prompts)."""
-
-    def __init__(self, model: str | None, memo: int = 512):
-        self.model = model
-        self._memo: OrderedDict[str, Any] = OrderedDict()
-        self._memo_size = memo
-
-    @property
-    def _parser(self):
-        from reelgraph.text.units import get_parser
-
-        return get_parser(self.model)
-
-    @property
-    def nlp(self):
-        return self._parser.nlp
-
-    def parse(self, text: str):
-        return self.parse_many([text])[0]
-
-    def parse_many(self, texts):
-        texts = list(texts)
-        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        for text, parsed in zip(missing, self._parser.parse_many(missing) if missing else [], strict=True):
-            self._memo[text] = parsed
-        result = [self._memo[t] for t in texts]
-        for text in texts:
-            self._memo.move_to_end(text)
-        while len(self._memo) > self._memo_size:
-            self._memo.popitem(last=False)
-        return result
-
-
-def make_rewriter(settings) -> Rewriter:
-    """The run's rewriter: the LLM from settings when a model is named, the offline engine always."""
-    parser = _LazyParser(settings.spacy_model)
-    guard = SemanticGuard(parser, _LazyEmbedder(settings.text_model), settings.rewrite_min_similarity)
-    llm = client_from_settings(settings)
-    return Rewriter(guard, OfflineEnricher(parser), llm=llm, max_words=settings.rewrite_max_words)
+    Args:
+        rewriting: word budget and the semantic guard's threshold.
+        text: the run's text models; the guard and the offline engine share its parser.
+        llm: the run's LLM client, or ``None`` (offline only).
+    """
+    guard = SemanticGuard(text.parser, text.embedder, rewriting.rewrite_min_similarity)
+    return Rewriter(guard, OfflineEnricher(text.parser), llm=llm, max_words=rewriting.rewrite_max_words)
