@@ -40,7 +40,7 @@ def random_model_folder(parent: Path) -> Path:
     import torch
 
     from toyworld import architecture
-    from toyworld.train import save_model_folder
+    from toyworld.training import save_model_folder
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -56,7 +56,7 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def _random_model_folder() -> Path:
     from toyworld import architecture
-    from toyworld.train import save_model_folder
+    from toyworld.training import save_model_folder
 
     folder = Path(tempfile.mkdtemp(prefix="toy-speed-"))
     with torch.random.fork_rng(devices=[]):

@@ -42,7 +42,7 @@ def toy_train(
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint and start over."),
 ) -> None:
     """Train the toy text-to-video model (VAE, then UNet) on freshly rendered toy clips."""
-    from toyworld.train import train_toy_model
+    from toyworld.training import train_toy_model
 
     folder = train_toy_model(out_dir, minutes=minutes, device=device, resume=not fresh, seed=seed)
     out.print(f"Model: {folder}  (loss curve: {folder / 'loss_curve.png'}, card: {folder / 'MODEL_CARD.md'})")

@@ -37,7 +37,6 @@ LAYER_OF_PREFIX = {
     "motion_prior": "services",
     "memory": "services",
     "toyworld.training": "services",
-    "toyworld.train": "services",
     "toyworld.samples": "services",
     "toyworld.architecture": "services",
     "reelgraph.contracts": "shared",
@@ -61,7 +60,6 @@ SERVICE_PEERS = {
     "memory": set(),
     "motion_prior": {"generation", "memory"},
     "toyworld.training": {"generation", "toyworld.architecture"},
-    "toyworld.train": {"generation", "toyworld.architecture"},
     "toyworld.samples": {"generation"},
     "toyworld.architecture": set(),
 }
