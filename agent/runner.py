@@ -26,6 +26,7 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
     from agent.llm.tool_advisor import LLMToolAdvisor
     from agent.policies.pos_policy import PosPolicy
     from agent.rewriting.rewriter import make_rewriter
+    from agent.tools import build_tools
     from generation.noise_support import NoiseSupportService
     from motion_prior.service import PoolRetrieval, UnitParsing
     from motion_prior.tuner import MotionTuner
@@ -38,7 +39,7 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
         {"text_model": settings.text_model, "spacy_model": settings.spacy_model},
     )
     llm = client_from_settings(settings) if settings.llm_tool_proposals else None
-    return Services(
+    services = Services(
         generator=CachingGenerator(generator, settings.cache_dir) if settings.clip_cache else generator,
         device=settings.device,
         parser=UnitParsing(settings.spacy_model),
@@ -47,8 +48,10 @@ def make_services(settings: Settings, progress: ProgressHook | None = None) -> S
         noise=NoiseSupportService(settings, lambda: generator.model_info),
         pos=PosPolicy.from_settings(settings),
         tuner=MotionTuner(settings, generator, retriever=retriever, progress=progress),
-        advisor=LLMToolAdvisor(llm) if llm is not None else None,
     )
+    if llm is not None:  # the advisor's tools are backed by the services above
+        services.advisor = LLMToolAdvisor(llm, tools=build_tools(services))
+    return services
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:
