@@ -38,6 +38,7 @@ def build_services(
     from agent.llm.tool_advisor import LLMToolAdvisor
     from agent.policies.pos_policy import PosPolicy
     from agent.rewriting.rewriter import make_rewriter
+    from agent.tools import build_tools
     from generation.noise_support import NoiseSupportService
     from generation.service import GenerationService
     from motion_prior.service import PoolRetrieval, UnitParsing
@@ -51,7 +52,7 @@ def build_services(
     retriever = CachedRetriever(
         pool, settings.cache_dir, {"text_model": settings.text_model, "spacy_model": settings.spacy_model}
     )
-    return Services(
+    services = Services(
         generator=CachingGenerator(generation, settings.cache_dir) if settings.clip_cache else generation,
         device=settings.device,
         parser=UnitParsing(text),
@@ -60,9 +61,11 @@ def build_services(
         noise=NoiseSupportService(settings.pos, lambda: generation.model_info),
         pos=PosPolicy.from_settings(settings.pos),
         tuner=MotionTuner(settings.tuning, generation, pool, text.parser, progress=progress),
-        advisor=LLMToolAdvisor(llm) if llm is not None and settings.llm_tool_proposals else None,
         llm=llm,
         text=text,
         pool=pool,
         generation=generation,
     )
+    if llm is not None and settings.llm_tool_proposals:  # the advisor's tools call the services above
+        services.advisor = LLMToolAdvisor(llm, tools=build_tools(services))
+    return services

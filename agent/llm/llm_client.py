@@ -33,6 +33,8 @@ class LLMClient:
         api_key: the key; local servers accept any, so a placeholder is sent when unset.
         timeout: seconds per request. max_retries: retries on timeouts, 429 and 5xx.
         cache_dir: answers are kept under ``cache_dir/llm/<key>.json``; ``None``: no cache.
+        chat: a ready LangChain chat model to use instead (another provider, a test's scripted
+            model); ``None``: a ``ChatOpenAI`` for the settings above, built on first use.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class LLMClient:
         timeout: float = 30.0,
         max_retries: int = 2,
         cache_dir: str | Path | None = None,
+        chat: Any = None,
     ):
         self.model = model
         self.base_url = base_url
@@ -50,7 +53,7 @@ class LLMClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.cache_root = Path(cache_dir) / "llm" if cache_dir is not None else None
-        self._chat = None
+        self._chat = chat
 
     @property
     def name(self) -> str:
@@ -69,6 +72,10 @@ class LLMClient:
                 temperature=0,
             )
         return self._chat
+
+    def chat_model(self):
+        """The LangChain chat model (for tool calling: ``chat_model().bind_tools(tools)``)."""
+        return self._client()
 
     def cache_key(self, messages: Sequence[tuple[str, str]], template: str = "") -> str:
         return key_hash({"model": self.model, "template": template, "messages": list(messages)}, 32)
