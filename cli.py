@@ -16,8 +16,8 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from commands import caches, memory, npnet, toy
-from commands.common import (
+from reelgraph.commands import caches, memory, npnet, toy
+from reelgraph.commands.common import (
     DeviceOpt,
     Globals,
     ModelOpt,
@@ -28,8 +28,8 @@ from commands.common import (
     services_for,
     settings_from,
 )
-from commands.progress import ProgressBars
-from commands.sampling import Sampling, sampling_options
+from reelgraph.commands.progress import ProgressBars
+from reelgraph.commands.sampling import Sampling, sampling_options
 from reelgraph.errors import ReelgraphError
 
 
@@ -364,7 +364,7 @@ def doctor(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")
 ) -> None:
     """Check what is available: device, versions, models, data directory, services."""
-    from commands.doctor import run_checks
+    from reelgraph.commands.doctor import run_checks
 
     checks = run_checks(settings_from(ctx).settings)
     if as_json:

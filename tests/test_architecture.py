@@ -2,7 +2,7 @@
 
 Layers, top to bottom (a module may import its own layer and those its layer lists):
 
-    entry     cli.py, commands/, webui/, toyworld.evaluation   (compose; the evaluation harness)
+    entry     cli.py, reelgraph.commands, webui/, toyworld.evaluation   (compose; the harness)
     agent     agent/                                           (plans; never torch)
     services  generation/, motion_prior/, memory/, toyworld.training, toyworld.samples
     shared    reelgraph.contracts, reelgraph.text              (plain contracts, text models)
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # ``toyworld.spec`` is world).
 LAYER_OF_PREFIX = {
     "cli": "entry",
-    "commands": "entry",
+    "reelgraph.commands": "entry",
     "webui": "entry",
     "toyworld.evaluation": "entry",
     "agent": "agent",
@@ -64,7 +64,7 @@ SERVICE_PEERS = {
     "toyworld.architecture": set(),
 }
 
-PACKAGES = ("agent", "generation", "motion_prior", "memory", "reelgraph", "toyworld", "commands", "webui")
+PACKAGES = ("agent", "generation", "motion_prior", "memory", "reelgraph", "toyworld", "webui")
 
 
 def _prefix(module: str, table) -> str | None:

@@ -156,7 +156,7 @@ def test_interrupt_during_sampling_leaves_nothing(home, tiny_model_dir, tmp_path
         if completed == 2:
             raise KeyboardInterrupt
 
-    from commands.progress import ProgressBars
+    from reelgraph.commands.progress import ProgressBars
 
     monkeypatch.setattr(ProgressBars, "update", interrupt)
     out = tmp_path / "run"

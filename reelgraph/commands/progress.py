@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from commands.common import err
+from reelgraph.commands.common import err
 
 
 class ProgressBars:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from commands.common import (
+from reelgraph.commands.common import (
     ChromaUrlOpt,
     DeviceOpt,
     JsonOpt,
@@ -17,7 +17,7 @@ from commands.common import (
     services_for,
     settings_from,
 )
-from commands.progress import ProgressBars
+from reelgraph.commands.progress import ProgressBars
 
 npnet_app = typer.Typer(no_args_is_help=True, help="The noise prediction network (POS §4.2).")
 

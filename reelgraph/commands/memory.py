@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from commands.common import (
+from reelgraph.commands.common import (
     ChromaUrlOpt,
     DeviceOpt,
     JsonOpt,
@@ -20,7 +20,7 @@ from commands.common import (
     services_for,
     settings_from,
 )
-from commands.progress import ProgressBars
+from reelgraph.commands.progress import ProgressBars
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect the video pool (Chroma).")
 

@@ -1,7 +1,7 @@
 """What every command shares: the consoles, the global options, settings loading, JSON output.
 
 The options declared here are the ones several commands take; each is declared once.
-Sampling flags have their own module (:mod:`commands.sampling`).
+Sampling flags have their own module (:mod:`reelgraph.commands.sampling`).
 """
 
 from __future__ import annotations

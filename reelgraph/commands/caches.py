@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commands.common import out, print_json, settings_from
+from reelgraph.commands.common import out, print_json, settings_from
 from reelgraph.errors import ReelgraphError
 
 cache_app = typer.Typer(no_args_is_help=True, help="The content-addressed caches in the data directory.")

@@ -101,7 +101,29 @@ def _chroma(settings: Settings) -> Check:
     return Check("chroma", "ok", f"chromadb {version}; store: {where}")
 
 
-CHECKS: tuple[Callable[[Settings], Check], ...] = (_versions, _device, _model, _hub_cache, _home, _chroma)
+def _import_names(settings: Settings) -> Check:
+    from reelgraph.distribution import TOP_LEVEL_NAMES, import_name_clashes
+
+    clashes = import_name_clashes()
+    if clashes:
+        listed = "; ".join(f"{name} also from {', '.join(dists)}" for name, dists in clashes.items())
+        return Check(
+            "import names",
+            "fail",
+            f"{listed}: one shadows the other; install reelgraph in its own environment (make install)",
+        )
+    return Check("import names", "ok", f"{', '.join(TOP_LEVEL_NAMES)}: provided by reelgraph only")
+
+
+CHECKS: tuple[Callable[[Settings], Check], ...] = (
+    _versions,
+    _device,
+    _model,
+    _hub_cache,
+    _home,
+    _chroma,
+    _import_names,
+)
 
 
 def run_checks(settings: Settings) -> list[Check]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from commands.common import out, print_json, settings_from
-from commands.progress import ProgressBars
-from commands.sampling import Sampling, sampling_options
+from reelgraph.commands.common import out, print_json, settings_from
+from reelgraph.commands.progress import ProgressBars
+from reelgraph.commands.sampling import Sampling, sampling_options
 
 toy_app = typer.Typer(
     no_args_is_help=True, help="The toy world: render captioned videos, train the embedded model."
