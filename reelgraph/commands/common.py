@@ -58,3 +58,12 @@ def services_for(settings, progress=None):
     from agent.composition import build_services
 
     return build_services(settings, progress)
+
+
+def pool_job(ctx: typer.Context, *, model, device, steps, chroma_url, pool, limit):
+    """Settings, services and the pool's records (sorted by id) for a job over pool videos."""
+    settings = settings_from(
+        ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
+    ).settings
+    services = services_for(settings)
+    return settings, services, services.pool.store.sorted_records(pool, limit)

@@ -16,6 +16,7 @@ from reelgraph.commands.common import (
     StepsOpt,
     err,
     out,
+    pool_job,
     print_json,
     services_for,
     settings_from,
@@ -201,12 +202,10 @@ def index_invert(
     """DDIM-invert pool videos for ONA (POS §4.1) into the inversion cache; resumable."""
     from generation.pos_jobs import invert_pool
 
-    settings = settings_from(
-        ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
-    ).settings
-    services = services_for(settings)
+    settings, services, records = pool_job(
+        ctx, model=model, device=device, steps=steps, chroma_url=chroma_url, pool=pool, limit=limit
+    )
     with ProgressBars(enabled=not as_json) as bars:
-        records = services.pool.store.sorted_records(pool, limit)
         result = invert_pool(
             settings, services.generation.model, records, batch_size=batch, progress=bars.counter("inverting")
         )

@@ -13,9 +13,8 @@ from reelgraph.commands.common import (
     ModelOpt,
     StepsOpt,
     out,
+    pool_job,
     print_json,
-    services_for,
-    settings_from,
 )
 from reelgraph.commands.progress import ProgressBars
 
@@ -41,15 +40,13 @@ def npnet_train(
     """Train NPNet on (caption, cached inversion) pairs of the pool (run `index invert` first)."""
     from generation.pos_jobs import train_npnet_on_pool
 
-    settings = settings_from(
-        ctx, model=model, device=device, num_inference_steps=steps, chroma_url=chroma_url
-    ).settings
-    services = services_for(settings)
+    settings, services, records = pool_job(
+        ctx, model=model, device=device, steps=steps, chroma_url=chroma_url, pool=pool, limit=limit
+    )
     budget = max_steps
 
     with ProgressBars(enabled=not as_json) as bars:
         progress = bars.counter("training NPNet")
-        records = services.pool.store.sorted_records(pool, limit)
         path, report = train_npnet_on_pool(
             settings,
             services.generation.model,
