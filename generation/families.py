@@ -160,6 +160,11 @@ FAMILIES = (UNET3D, ANIMATEDIFF, WAN21, WAN22, LTX, COGVIDEOX)
 _OTHER_VIDEO_PIPELINES = ("HunyuanVideoPipeline", "MochiPipeline", "AllegroPipeline", "LattePipeline")
 
 
+def family_named(name: str | None) -> Family:
+    """The family a :class:`~generation.model_info.ModelInfo` names (None: UNet3D, whose manifests predate families)."""
+    return next((f for f in FAMILIES if f.name == name), UNET3D)
+
+
 def _supported_summary() -> str:
     return ", ".join(f.name for f in FAMILIES if f.sampleable)
 

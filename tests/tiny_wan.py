@@ -8,6 +8,7 @@ with a UMT5 encoder from a tiny config and a word-level tokenizer built with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -89,8 +90,14 @@ def tiny_wan_components(seed: int = 0, two_experts: bool = False, max_length: in
 
 
 def save_tiny_wan(folder: Path, seed: int = 0, two_experts: bool = False) -> Path:
-    """Save a tiny Wan pipeline with ``save_pretrained`` (safetensors) and return its folder."""
+    """Save a tiny Wan pipeline with ``save_pretrained`` (safetensors) and return its folder.
+
+    ``reelgraph.json`` sets a 16x16 clip of up to 13 frames (Wan's defaults, 832x480 x 81, would take
+    minutes on a CPU even with random weights).
+    """
     from diffusers import WanPipeline
 
     WanPipeline(**tiny_wan_components(seed, two_experts)).save_pretrained(folder, safe_serialization=True)
+    extra = {"height": 16, "width": 16, "num_frames": 13, "fps": 8, "max_length": 16}
+    (Path(folder) / "reelgraph.json").write_text(json.dumps(extra, indent=2))
     return folder
