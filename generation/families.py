@@ -112,7 +112,7 @@ WAN21 = Family(
     default_steps=50,
     default_guidance=5.0,
     flow_shift=5.0,
-    unsupported={m: _NOT_PORTED for m in METHODS},
+    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
 )
 WAN22 = Family(
     name="Wan 2.2 (two experts)",
@@ -126,7 +126,7 @@ WAN22 = Family(
     default_steps=40,
     default_guidance=4.0,
     flow_shift=12.0,
-    unsupported={m: _NOT_PORTED for m in METHODS},
+    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
 )
 LTX = Family(
     name="LTX-Video",

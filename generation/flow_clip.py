@@ -1,8 +1,8 @@
 """One clip from a flow-matching family (Wan 2.1 / 2.2), for :class:`~generation.service.GenerationService`.
 
-The methods of the papers are not yet ported to the flow loop; a request
-that asks for one is refused with the family's reason (never silently
-sampled without it).
+Hybrid semantics (POS eq. 8) runs on the flow loop; the other methods of the
+papers are not yet ported, and a request that asks for one is refused with
+the family's reason (never silently sampled without it).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from generation.families import Family
+from generation.hybrid import hybrid_conditioning, rewrite_steps
 from generation.sampling import StepCallback
 from generation.wan_backend import WanModel
 from reelgraph.contracts.clips import ClipRequest, ClipResult
@@ -71,8 +72,14 @@ def sample_flow_clip(
         generator = torch.Generator("cpu").manual_seed(request.seed)
         shape = model.latent_shape(1, request.num_frames, height, width)
         latents = torch.randn(shape, generator=generator).to(model.device)
+        steps = request.num_inference_steps
+        m = rewrite_steps(steps, request.gamma) if request.rewritten_prompt else 0
+        conditioning = prompt
+        if m > 0:
+            rewritten = model.encode_prompt([request.rewritten_prompt], max_sequence_length)
+            conditioning = hybrid_conditioning(rewritten, prompt, steps, request.gamma)
         latents = model.sample(
-            prompt, negative, latents, request.num_inference_steps, request.guidance_scale, callback=callback
+            conditioning, negative, latents, steps, request.guidance_scale, callback=callback
         )
     with atomic_path(latents_path) as tmp:
         save_file({"latents": latents.float().cpu().contiguous()}, str(tmp))
@@ -81,5 +88,11 @@ def sample_flow_clip(
         num_frames=request.num_frames,
         seed=request.seed,
         seconds=time.perf_counter() - started,
-        details={"noise": {"source": "random"}, "sampler": "flow", "flow_shift": model.flow_shift},
+        details={
+            "noise": {"source": "random"},
+            "rewrite_steps": m,
+            **({"gamma": request.gamma} if m else {}),
+            "sampler": "flow",
+            "flow_shift": model.flow_shift,
+        },
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from generation.sampling import StepCallback, StepInfo
+from generation.sampling import Conditioning, StepCallback, StepInfo, _embeds_at
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -52,7 +52,7 @@ def flow_sample(
     experts: tuple[Expert, ...],
     scheduler,
     latents: torch.Tensor,
-    prompt_embeds: torch.Tensor,
+    prompt_embeds: Conditioning,
     negative_prompt_embeds: torch.Tensor | None,
     num_inference_steps: int,
     boundary_timestep: float | None = None,
@@ -64,6 +64,8 @@ def flow_sample(
     is None); ``experts[1]`` (Wan 2.2's low-noise expert) after. ``scheduler``
     is a diffusers flow-matching scheduler (``FlowMatchEulerDiscreteScheduler``
     or ``UniPCMultistepScheduler`` with ``use_flow_sigmas``), set up here.
+    ``prompt_embeds`` may be a callable ``step -> (B, L, D)``: hybrid semantics
+    (POS eq. 8), the rewritten text for the first ⌊γT⌋ steps, the original after.
     """
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
     scheduler.set_begin_index(0)
@@ -71,7 +73,7 @@ def flow_sample(
     for i, t in enumerate(timesteps):
         low_noise = boundary_timestep is not None and t < boundary_timestep
         expert = experts[1] if low_noise else experts[0]
-        velocity = guided_velocity(expert, latents, t, prompt_embeds, negative_prompt_embeds)
+        velocity = guided_velocity(expert, latents, t, _embeds_at(prompt_embeds, i), negative_prompt_embeds)
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
         if callback is not None:
             callback(StepInfo(step=i, num_steps=len(timesteps), timestep=int(t), latents=latents))

@@ -18,7 +18,7 @@ import torch
 
 from generation.families import WAN22, Family, family_of
 from generation.flow_sampling import Expert, flow_sample
-from generation.sampling import StepCallback
+from generation.sampling import Conditioning, StepCallback
 
 
 def _transformer_velocity(transformer: torch.nn.Module):
@@ -92,7 +92,7 @@ class WanModel:
     @torch.no_grad()
     def sample(
         self,
-        prompt_embeds: torch.Tensor,
+        prompt_embeds: Conditioning,
         negative_prompt_embeds: torch.Tensor | None,
         latents: torch.Tensor,
         num_inference_steps: int,

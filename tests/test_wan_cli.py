@@ -47,3 +47,19 @@ def test_frames_not_4k_plus_1_are_refused_with_the_nearest_counts(home, tiny_wan
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert "4k + 1" in text and "--frames 9 or 13" in text
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "name"), [("LTXPipeline", "LTX-Video"), ("CogVideoXPipeline", "CogVideoX")]
+)
+def test_generate_on_unsampled_family_names_it(home, tmp_path, pipeline, name):
+    """A transformer-layout folder is refused by family, never for lacking unet/."""
+    folder = tmp_path / "model"
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "transformer" / "config.json").write_text(json.dumps({"_class_name": "X"}))
+    index = {"_class_name": pipeline, "transformer": ["diffusers", "X"], "vae": ["diffusers", "Y"]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    result = _generate(folder, tmp_path / "run", "9")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert name in text and "unet/" not in text

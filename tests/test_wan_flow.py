@@ -140,5 +140,60 @@ def test_unknown_pipeline_is_a_domain_error():
 
 def test_methods_not_ported_are_refused_with_reason():
     with pytest.raises(ReelgraphError, match="not yet ported"):
-        WAN21.refuse("hybrid")
-    UNET3D.refuse("hybrid")  # supported: no error
+        WAN21.refuse("npnet")
+    WAN21.refuse("hybrid")  # ported to the flow loop: no error
+    UNET3D.refuse("hybrid")
+
+
+def _request(**extra):
+    from reelgraph.contracts.clips import ClipRequest
+
+    return ClipRequest(
+        prompt=PROMPT, num_frames=5, num_inference_steps=4, guidance_scale=5.0, seed=2, **extra
+    )
+
+
+def test_hybrid_semantics_on_the_flow_loop(tmp_path):
+    """POS eq. 8: γ = 0.5 of 4 steps conditions steps 0-1 on the rewrite, 2-3 on the original."""
+    from safetensors.torch import load_file
+
+    from generation.flow_clip import sample_flow_clip
+
+    folder = save_tiny_wan(tmp_path / "wan")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    seen = []
+    original_forward = model.transformer.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["encoder_hidden_states"].clone())
+        return original_forward(*args, **kwargs)
+
+    model.transformer.forward = spy
+    rewrite = "the red ball moves to the right"
+    result = sample_flow_clip(
+        model, _request(rewritten_prompt=rewrite, gamma=0.5), tmp_path / "a.safetensors", 16, 16, MAX_TOKENS
+    )
+    assert result.details["rewrite_steps"] == 2
+    rewritten, original = (
+        model.encode_prompt([rewrite], MAX_TOKENS),
+        model.encode_prompt([PROMPT], MAX_TOKENS),
+    )
+    conditional = seen[0::2]  # cond, uncond per step
+    assert [torch.equal(c, rewritten) for c in conditional] == [True, True, False, False]
+    assert [torch.equal(c, original) for c in conditional] == [False, False, True, True]
+    plain = sample_flow_clip(model, _request(), tmp_path / "b.safetensors", 16, 16, MAX_TOKENS)
+    assert plain.details["rewrite_steps"] == 0
+    hybrid_latents = load_file(result.latents_path)["latents"]
+    assert not torch.equal(hybrid_latents, load_file(plain.latents_path)["latents"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "method"),
+    [({"lora_path": "x.safetensors"}, "motion_lora"), ({"noise": {"source": "ona", "eta": 0.5}}, "ona")],
+)
+def test_unported_methods_are_refused_on_the_flow_path(tmp_path, extra, method):
+    from generation.flow_clip import sample_flow_clip
+
+    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
+    with pytest.raises(ReelgraphError, match=f"{method} is not available for Wan 2.1"):
+        sample_flow_clip(model, _request(**extra), tmp_path / "a.safetensors", 16, 16, MAX_TOKENS)
