@@ -5,9 +5,8 @@ snapshot is in the local Hugging Face cache (or downloadable when the hub is
 online). Loaders are chosen by the UNet class named in ``model_index.json``:
 
 * ``UNet3DConditionModel``: ModelScope, Zeroscope and our toy model.
-* ``UNetMotionModel`` (AnimateDiff) and flow-matching transformers are
-  recognised and refused with a clear message; they join by adding a loader
-  to ``_UNET_LOADERS`` and, for flow matching, a sampler beside DDIM.
+* other families (:mod:`generation.families`) are recognised first and
+  refused by name; Wan folders load through :mod:`generation.wan_backend`.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import torch
 
 from generation.backend import VideoModel
 from generation.devices import resolve_device, resolve_dtype
+from generation.families import family_of, require_sampleable
 from generation.model_info import ModelInfo, locate_model, read_model_info
 from generation.text_encoders import CLIPPromptEncoder, MiniLMPromptEncoder
 from reelgraph.errors import ReelgraphError
@@ -70,6 +70,8 @@ def load_video_model(
 
     _quiet_libraries()
     folder, model_id = locate_model(name_or_path)
+    # The family comes first, so a transformer-layout folder is refused by name, not for lacking unet/.
+    require_sampleable(family_of(folder), model_id, sampler="ddim")
     info = read_model_info(folder, model_id=model_id, hash_memo=hash_memo)
     if info.scheduler_class in _FLOW_MATCHING_SCHEDULERS:
         raise ReelgraphError(

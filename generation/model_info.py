@@ -21,6 +21,7 @@ import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from generation.families import family_of_index, require_sampleable
 from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import folder_hash
 from reelgraph.resolve import TOY_MODEL, resolve_video_model
@@ -50,9 +51,16 @@ class ModelInfo:
     unet_max_channels: int
     latent_channels: int
     vae_scale_factor: int
+    # Set for families other than UNet3D (generation.families), so UNet3D manifests stay as they were.
+    family: str | None = None
+    flow_shift: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("family", "flow_shift"):
+            if data[key] is None:
+                del data[key]
+        return data
 
 
 def _read_json(path: Path) -> dict:
@@ -99,6 +107,13 @@ def read_model_info(
             fix="check the path, or use 'toy' for the embedded model.",
         )
     index = _read_json(folder / "model_index.json")
+    family = family_of_index(index)
+    if family.sampler == "flow":
+        from generation.flow_info import read_flow_info
+
+        return read_flow_info(folder, family, model_id, hash_memo)
+    # A family we do not sample is refused by name here, before its missing unet/ could be.
+    require_sampleable(family, model_id or str(folder))
     extra = _read_json(folder / "reelgraph.json") if (folder / "reelgraph.json").is_file() else {}
     unet_config = _read_json(folder / "unet" / "config.json")
     vae_config = _read_json(folder / "vae" / "config.json")

@@ -56,12 +56,28 @@ class GenerationService:
             raise ReelgraphError(
                 "The prompt is empty.", fix="describe the video, e.g. 'a red ball rolls to the right'."
             )
+        if self.is_flow:
+            from generation.families import family_named
+            from generation.flow_clip import check_flow_frames
+
+            check_flow_frames(family_named(info.family), request.num_frames)
 
     # -- the model (torch from here on) ---------------------------------------------------
+    @property
+    def is_flow(self) -> bool:
+        """Whether the model is a flow-matching family (Wan), sampled by :mod:`generation.flow_clip`."""
+        from generation.families import family_named
+
+        return family_named(self.model_info.family).sampler == "flow"
+
     @functools.cached_property
     def model(self):
         from generation.loaders import load_video_model
 
+        if self.is_flow:
+            from generation.flow_loaders import load_flow_model
+
+            return load_flow_model(self.settings, self.model_info)
         return load_video_model(
             self.settings.model,
             device=self.settings.device,
@@ -96,6 +112,8 @@ class GenerationService:
         from reelgraph.atomic import atomic_path
 
         self.check_clip(request)
+        if self.is_flow:
+            return self._sample_flow_clip(request, latents_path, label, extension)
         model = self.model
         started = time.perf_counter()
         prompt = model.encode_prompt([request.prompt])
@@ -161,6 +179,25 @@ class GenerationService:
             details={"noise": noise_details, **text_details},
             start=extension.start if extension else "noise",
             handoff_path=extension.handoff_path if extension else None,
+        )
+
+    def _sample_flow_clip(self, request, latents_path, label, extension) -> ClipResult:
+        from generation.flow_clip import sample_flow_clip
+
+        def on_step(info) -> None:
+            if self.progress is not None:
+                self.progress(label, info.step + 1, info.num_steps)
+
+        info = self.model_info
+        return sample_flow_clip(
+            self.model,
+            request,
+            latents_path,
+            info.height,
+            info.width,
+            info.max_prompt_tokens,
+            extension,
+            on_step,
         )
 
     # -- POS's stores ------------------------------------------------------------------------

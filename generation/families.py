@@ -1,0 +1,219 @@
+"""Model families: what ``model_index.json`` says a folder is, and what we can do with it.
+
+The pipeline class (``_class_name``) and the components it lists decide the
+family; each family declares what the planner needs without loading weights:
+latent channels, spatial / temporal compression, text encoder and token
+limit, default steps / guidance / flow shift, and which methods apply (with
+the reason for each that does not). A folder of a family we do not sample is
+refused by name, never with a layout error about a folder it lacks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelgraph.errors import ReelgraphError
+
+METHODS = ("hybrid", "ona", "npnet", "motion_lora", "extension", "image2video")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family and what reelgraph does with it."""
+
+    name: str
+    pipeline_classes: tuple[str, ...]
+    sampler: str | None  # "ddim", "flow", or None: recognised but not sampled
+    latent_channels: int
+    spatial_compression: int
+    temporal_compression: int
+    text_encoder: str
+    max_prompt_tokens: int
+    default_steps: int
+    default_guidance: float
+    flow_shift: float | None
+    unsupported: dict[str, str] = field(default_factory=dict)  # method -> why not
+
+    @property
+    def sampleable(self) -> bool:
+        return self.sampler is not None
+
+    def supports(self, method: str) -> bool:
+        return method not in self.unsupported
+
+    def frames_for(self, num_frames: int) -> int:
+        """Video frames the VAE can produce nearest ``num_frames`` (``k·r + 1`` for temporal ratio ``r``)."""
+        r = self.temporal_compression
+        if r == 1:
+            return num_frames
+        return max(0, int((num_frames - 1) / r + 0.5)) * r + 1  # ties round up: more frames, not fewer
+
+    def latent_frames(self, num_frames: int) -> int:
+        """Latent frames of a ``num_frames`` clip: ``(F − 1) / r + 1`` for a causal 3-D VAE."""
+        r = self.temporal_compression
+        return num_frames if r == 1 else (num_frames - 1) // r + 1
+
+    def refuse(self, method: str) -> None:
+        """Raise a domain error when ``method`` does not run on this family."""
+        if method in self.unsupported:
+            raise ReelgraphError(
+                f"{method} is not available for {self.name} models.",
+                why=self.unsupported[method],
+                fix=f"run without {method}, or use a family that supports it: "
+                + ", ".join(f.name for f in FAMILIES if f.sampleable and f.supports(method))
+                + ".",
+            )
+
+
+_NOT_PORTED = "not yet ported to the flow-matching loop (issue 16)"
+_NOT_SAMPLED = {m: "this family is recognised but not sampled yet" for m in METHODS}
+
+UNET3D = Family(
+    name="UNet3D text-to-video",
+    pipeline_classes=("TextToVideoSDPipeline", "VideoToVideoSDPipeline"),
+    sampler="ddim",
+    latent_channels=4,
+    spatial_compression=8,
+    temporal_compression=1,
+    text_encoder="CLIPTextModel",
+    max_prompt_tokens=77,
+    default_steps=25,
+    default_guidance=9.0,
+    flow_shift=None,
+    unsupported={
+        "image2video": "ModelScope has no image-conditioned layout; the first latent frame is held instead"
+    },
+)
+ANIMATEDIFF = Family(
+    name="AnimateDiff",
+    pipeline_classes=("AnimateDiffPipeline",),
+    sampler=None,
+    latent_channels=4,
+    spatial_compression=8,
+    temporal_compression=1,
+    text_encoder="CLIPTextModel",
+    max_prompt_tokens=77,
+    default_steps=25,
+    default_guidance=7.5,
+    flow_shift=None,
+    unsupported=_NOT_SAMPLED,
+)
+WAN21 = Family(
+    name="Wan 2.1",
+    pipeline_classes=("WanPipeline",),
+    sampler="flow",
+    latent_channels=16,
+    spatial_compression=8,
+    temporal_compression=4,
+    text_encoder="UMT5EncoderModel",
+    max_prompt_tokens=512,
+    default_steps=50,
+    default_guidance=5.0,
+    flow_shift=5.0,
+    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
+)
+WAN22 = Family(
+    name="Wan 2.2 (two experts)",
+    pipeline_classes=("WanPipeline",),
+    sampler="flow",
+    latent_channels=16,
+    spatial_compression=8,
+    temporal_compression=4,
+    text_encoder="UMT5EncoderModel",
+    max_prompt_tokens=512,
+    default_steps=40,
+    default_guidance=4.0,
+    flow_shift=12.0,
+    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
+)
+LTX = Family(
+    name="LTX-Video",
+    pipeline_classes=("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline"),
+    sampler=None,
+    latent_channels=128,
+    spatial_compression=32,
+    temporal_compression=8,
+    text_encoder="T5EncoderModel",
+    max_prompt_tokens=128,
+    default_steps=50,
+    default_guidance=3.0,
+    flow_shift=None,
+    unsupported=_NOT_SAMPLED,
+)
+COGVIDEOX = Family(
+    name="CogVideoX",
+    pipeline_classes=("CogVideoXPipeline", "CogVideoXImageToVideoPipeline"),
+    sampler=None,
+    latent_channels=16,
+    spatial_compression=8,
+    temporal_compression=4,
+    text_encoder="T5EncoderModel",
+    max_prompt_tokens=226,
+    default_steps=50,
+    default_guidance=6.0,
+    flow_shift=None,
+    unsupported=_NOT_SAMPLED,
+)
+FAMILIES = (UNET3D, ANIMATEDIFF, WAN21, WAN22, LTX, COGVIDEOX)
+_OTHER_VIDEO_PIPELINES = ("HunyuanVideoPipeline", "MochiPipeline", "AllegroPipeline", "LattePipeline")
+
+
+def family_named(name: str | None) -> Family:
+    """The family a :class:`~generation.model_info.ModelInfo` names (None: UNet3D, whose manifests predate families)."""
+    return next((f for f in FAMILIES if f.name == name), UNET3D)
+
+
+def _supported_summary() -> str:
+    return ", ".join(f.name for f in FAMILIES if f.sampleable)
+
+
+def family_of_index(index: dict) -> Family:
+    """The family a ``model_index.json`` describes (raises for one we do not know)."""
+    pipeline = index.get("_class_name", "?")
+    if pipeline == "WanPipeline":
+        two_experts = index.get("boundary_ratio") is not None and (index.get("transformer_2") or [None])[0]
+        return WAN22 if two_experts else WAN21
+    for family in FAMILIES:
+        if pipeline in family.pipeline_classes:
+            return family
+    if "unet" in index and "transformer" not in index:
+        return UNET3D if index["unet"][1] == "UNet3DConditionModel" else ANIMATEDIFF
+    known = (
+        " (a video model family reelgraph does not know yet)" if pipeline in _OTHER_VIDEO_PIPELINES else ""
+    )
+    raise ReelgraphError(
+        f"The model's pipeline {pipeline}{known} is not one reelgraph recognises.",
+        why=f"reelgraph samples: {_supported_summary()}.",
+        fix="use a folder in one of those layouts, or 'toy' for the embedded model.",
+    )
+
+
+def family_of(folder: Path) -> Family:
+    """The family of a model folder, from its ``model_index.json``."""
+    try:
+        index = json.loads((Path(folder) / "model_index.json").read_text())
+    except FileNotFoundError as error:
+        raise ReelgraphError(
+            f"{folder} has no model_index.json.",
+            why="a model folder must be in a diffusers pipeline layout.",
+            fix="point --model at such a folder or a hub id, or use 'toy' for the embedded model.",
+        ) from error
+    except json.JSONDecodeError as error:
+        raise ReelgraphError(
+            f"{folder}/model_index.json is not valid JSON: {error}.", fix="repair it."
+        ) from error
+    return family_of_index(index)
+
+
+def require_sampleable(family: Family, model_id: str, sampler: str | None = None) -> None:
+    """Refuse a family we do not sample (or do not sample with ``sampler``) by name."""
+    if family.sampleable and (sampler is None or family.sampler == sampler):
+        return
+    raise ReelgraphError(
+        f"Model {model_id!r} is a {family.name} model, which reelgraph recognises but "
+        + ("cannot sample yet." if not family.sampleable else "samples only through the flow-matching path."),
+        why=f"reelgraph samples: {_supported_summary()}.",
+        fix="use a model of a sampled family, or 'toy' for the embedded model.",
+    )

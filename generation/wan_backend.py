@@ -1,0 +1,171 @@
+"""A Wan 2.1 / 2.2 checkpoint loaded for our flow-matching loop.
+
+Loaded with diffusers' and transformers' own ``from_pretrained`` classes
+(``WanTransformer3DModel``, ``AutoencoderKLWan``, ``UMT5EncoderModel``), so a
+real checkpoint and our tiny test folders take the same path. The prompt is
+encoded as ``WanPipeline`` does: padded to ``max_sequence_length`` with an
+attention mask, the encoder's states past each prompt's length zeroed.
+Latents are normalised with the VAE's ``latents_mean`` / ``latents_std``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from generation.families import WAN22, Family, family_of
+from generation.flow_sampling import Expert, flow_sample
+from generation.sampling import Conditioning, StepCallback
+
+
+def _transformer_velocity(transformer: torch.nn.Module):
+    def velocity(latents: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        return transformer(
+            hidden_states=latents.to(transformer.dtype),
+            timestep=timestep,
+            encoder_hidden_states=prompt_embeds,
+            return_dict=False,
+        )[0]
+
+    return velocity
+
+
+@dataclass
+class WanModel:
+    """Wan components and the settings our loop needs."""
+
+    family: Family
+    transformer: torch.nn.Module
+    transformer_2: torch.nn.Module | None
+    vae: torch.nn.Module
+    text_encoder: torch.nn.Module
+    tokenizer: object
+    scheduler_class: str
+    scheduler_config: dict
+    boundary_ratio: float | None
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def flow_shift(self) -> float | None:
+        shift = self.scheduler_config.get("flow_shift", self.scheduler_config.get("shift"))
+        return None if shift is None else float(shift)
+
+    def make_scheduler(self):
+        import diffusers
+
+        return getattr(diffusers, self.scheduler_class).from_config(self.scheduler_config)
+
+    def latent_shape(self, batch_size: int, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        s = self.family.spatial_compression
+        channels = self.transformer.config.in_channels
+        return (batch_size, channels, self.family.latent_frames(num_frames), height // s, width // s)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str], max_sequence_length: int) -> torch.Tensor:
+        """``(B, L, D)`` text states, zero past each prompt's tokens (``WanPipeline._get_t5_prompt_embeds``)."""
+        from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+
+        tokens = self.tokenizer(
+            [prompt_clean(p) for p in prompts],
+            padding="max_length",
+            max_length=max_sequence_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        mask = tokens.attention_mask.to(self.device)
+        states = self.text_encoder(tokens.input_ids.to(self.device), mask).last_hidden_state
+        # Zeroing (not just masking) the padding is what Wan's cross-attention was trained with.
+        states = states * mask.gt(0).unsqueeze(-1).to(states.dtype)
+        return states.to(self.transformer.dtype)
+
+    def boundary_timestep(self, scheduler) -> float | None:
+        if self.boundary_ratio is None or self.transformer_2 is None:
+            return None
+        return self.boundary_ratio * scheduler.config.num_train_timesteps
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompt_embeds: Conditioning,
+        negative_prompt_embeds: torch.Tensor | None,
+        latents: torch.Tensor,
+        num_inference_steps: int,
+        guidance_scale: float,
+        guidance_scale_2: float | None = None,
+        callback: StepCallback | None = None,
+    ) -> torch.Tensor:
+        experts = [Expert(_transformer_velocity(self.transformer), guidance_scale)]
+        if self.transformer_2 is not None:
+            scale_2 = guidance_scale if guidance_scale_2 is None else guidance_scale_2
+            experts.append(Expert(_transformer_velocity(self.transformer_2), scale_2))
+        scheduler = self.make_scheduler()
+        return flow_sample(
+            tuple(experts),
+            scheduler,
+            latents,
+            prompt_embeds,
+            negative_prompt_embeds,
+            num_inference_steps,
+            boundary_timestep=self.boundary_timestep(scheduler),
+            callback=callback,
+        )
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """``(B, C, f, h, w)`` latents to ``(B, 3, F, H, W)`` video in [-1, 1], undoing the VAE normalisation."""
+        config = self.vae.config
+        shape = (1, config.z_dim, 1, 1, 1)
+        latents = latents.to(self.vae.dtype)
+        mean = torch.tensor(config.latents_mean).view(shape).to(latents)
+        std = torch.tensor(config.latents_std).view(shape).to(latents)
+        return self.vae.decode(latents * std + mean, return_dict=False)[0]
+
+
+def load_wan_model(folder: Path, device: torch.device, dtype: torch.dtype) -> WanModel:
+    """Load a Wan folder (diffusers layout) onto ``device`` in ``dtype``."""
+    import diffusers
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    folder = Path(folder)
+    family = family_of(folder)
+    index = json.loads((folder / "model_index.json").read_text())
+
+    def frozen(module: torch.nn.Module) -> torch.nn.Module:
+        return module.to(device).eval().requires_grad_(False)
+
+    transformer = frozen(
+        WanTransformer3DModel.from_pretrained(folder, subfolder="transformer", torch_dtype=dtype)
+    )
+    transformer_2 = None
+    if family is WAN22:
+        transformer_2 = frozen(
+            WanTransformer3DModel.from_pretrained(folder, subfolder="transformer_2", torch_dtype=dtype)
+        )
+    # Wan's VAE decodes in fp32 in diffusers' examples: its causal convolutions overflow in fp16.
+    vae = frozen(AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32))
+    text_encoder = frozen(
+        UMT5EncoderModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    scheduler_class = index["scheduler"][1]
+    scheduler_config = dict(getattr(diffusers, scheduler_class).load_config(folder, subfolder="scheduler"))
+    return WanModel(
+        family=family,
+        transformer=transformer,
+        transformer_2=transformer_2,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler_class=scheduler_class,
+        scheduler_config=scheduler_config,
+        boundary_ratio=index.get("boundary_ratio"),
+        device=device,
+        dtype=dtype,
+    )

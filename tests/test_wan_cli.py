@@ -1,0 +1,65 @@
+"""`reelgraph generate` on a tiny Wan folder: the four files, a manifest naming family, scheduler, flow shift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from tests.tiny_wan import save_tiny_wan
+
+PROMPT = "a red ball rolls to the right"
+
+
+@pytest.fixture(scope="module")
+def tiny_wan_dir(tmp_path_factory):
+    return save_tiny_wan(tmp_path_factory.mktemp("tiny-wan") / "wan")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
+
+
+def _generate(model: Path, out: Path, frames: str):
+    args = ["generate", PROMPT, "--model", str(model), "--out", str(out), "--steps", "4", "--frames", frames]
+    return CliRunner().invoke(cli.app, [*args, "--seed", "5", "--json"])
+
+
+def test_generate_on_wan_writes_files_and_manifest(home, tiny_wan_dir, tmp_path):
+    out = tmp_path / "run"
+    result = _generate(tiny_wan_dir, out, "9")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "sheet.png", "video.gif", "video.mp4"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["family"] == "Wan 2.1"
+    assert manifest["model"]["flow_shift"] == 7.0
+    assert manifest["scheduler"]["_class_name"] == "FlowMatchEulerDiscreteScheduler"
+    assert manifest["sampling"]["num_frames"] == 9
+    assert (manifest["sampling"]["height"], manifest["sampling"]["width"]) == (16, 16)
+
+
+def test_frames_not_4k_plus_1_are_refused_with_the_nearest_counts(home, tiny_wan_dir, tmp_path):
+    result = _generate(tiny_wan_dir, tmp_path / "run", "10")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "4k + 1" in text and "--frames 9 or 13" in text
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "name"), [("LTXPipeline", "LTX-Video"), ("CogVideoXPipeline", "CogVideoX")]
+)
+def test_generate_on_unsampled_family_names_it(home, tmp_path, pipeline, name):
+    """A transformer-layout folder is refused by family, never for lacking unet/."""
+    folder = tmp_path / "model"
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "transformer" / "config.json").write_text(json.dumps({"_class_name": "X"}))
+    index = {"_class_name": pipeline, "transformer": ["diffusers", "X"], "vae": ["diffusers", "Y"]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    result = _generate(folder, tmp_path / "run", "9")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert name in text and "unet/" not in text

@@ -1,0 +1,219 @@
+"""Wan 2.1 / 2.2 through our flow-matching loop equals diffusers' WanPipeline; families are recognised."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from generation.families import ANIMATEDIFF, COGVIDEOX, LTX, UNET3D, WAN21, WAN22, family_of, family_of_index
+from generation.loaders import load_video_model
+from generation.wan_backend import load_wan_model
+from reelgraph.errors import ReelgraphError
+from tests.tiny_wan import save_tiny_wan
+
+PROMPT = "a red ball rolls to the right"
+MAX_TOKENS = 16
+
+
+def _ours(folder, steps: int, seed: int, guidance_scale: float, guidance_scale_2: float | None = None):
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    embeds = model.encode_prompt([PROMPT], MAX_TOKENS)
+    negative = model.encode_prompt([""], MAX_TOKENS)
+    generator = torch.Generator().manual_seed(seed)
+    latents = torch.randn(model.latent_shape(1, 9, 16, 16), generator=generator)
+    latents = model.sample(embeds, negative, latents, steps, guidance_scale, guidance_scale_2)
+    return model.decode_latents(latents)
+
+
+def _diffusers(folder, steps: int, seed: int, guidance_scale: float, guidance_scale_2: float | None = None):
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = {"guidance_scale_2": guidance_scale_2} if guidance_scale_2 is not None else {}
+    return pipe(
+        PROMPT,
+        num_frames=9,
+        height=16,
+        width=16,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="latent",
+        max_sequence_length=MAX_TOKENS,
+        **kwargs,
+    ).frames
+
+
+@pytest.mark.parametrize("two_experts", [False, True], ids=["wan2.1", "wan2.2"])
+def test_flow_loop_equals_wan_pipeline(tmp_path, two_experts):
+    folder = save_tiny_wan(tmp_path / "wan", two_experts=two_experts)
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    assert model.family is (WAN22 if two_experts else WAN21)
+    scale_2 = 2.0 if two_experts else None
+    ours_video = _ours(folder, 4, 3, 5.0, scale_2)
+    theirs_latents = _diffusers(folder, 4, 3, 5.0, scale_2)
+    theirs_video = model.decode_latents(theirs_latents)
+    assert ours_video.shape == (1, 3, 9, 16, 16)
+    assert (ours_video - theirs_video).abs().max().item() <= 1e-5
+
+
+def test_decode_matches_pipeline_postprocess(tmp_path):
+    """Our latents_mean / latents_std un-normalisation is the pipeline's (its 'pt' output in [0, 1])."""
+    from diffusers import WanPipeline
+
+    folder = save_tiny_wan(tmp_path / "wan")
+    pipe = WanPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    frames = pipe(
+        PROMPT,
+        num_frames=9,
+        height=16,
+        width=16,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(1),
+        output_type="pt",
+        max_sequence_length=MAX_TOKENS,
+    ).frames
+    ours = _ours(folder, 2, 1, 5.0)
+    ours_01 = (ours / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
+    assert (ours_01 - frames).abs().max().item() <= 1e-5
+
+
+def test_two_experts_switch_at_boundary(tmp_path):
+    """Wan 2.2: the low-noise expert takes over below boundary_ratio · num_train_timesteps."""
+    folder = save_tiny_wan(tmp_path / "wan", two_experts=True)
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    calls = []
+    for name, module in (("high", model.transformer), ("low", model.transformer_2)):
+        module.register_forward_hook(lambda _m, _i, _o, name=name: calls.append(name))
+    embeds = model.encode_prompt([PROMPT], MAX_TOKENS)
+    latents = torch.randn(model.latent_shape(1, 5, 16, 16), generator=torch.Generator().manual_seed(0))
+    model.sample(embeds, None, latents, 6, guidance_scale=1.0)
+    scheduler = model.make_scheduler()
+    scheduler.set_timesteps(6)
+    boundary = 0.875 * scheduler.config.num_train_timesteps
+    assert calls == ["high" if t >= boundary else "low" for t in scheduler.timesteps]
+    assert "high" in calls and "low" in calls
+
+
+def test_frames_round_to_4k_plus_1():
+    assert [WAN21.frames_for(n) for n in (9, 10, 11, 12, 13, 1)] == [9, 9, 13, 13, 13, 1]
+    assert WAN21.latent_frames(9) == 3 and UNET3D.frames_for(10) == 10
+
+
+def _write_layout(folder, pipeline: str, components: dict) -> None:
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": pipeline, **components}))
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "family"),
+    [("LTXPipeline", LTX), ("CogVideoXPipeline", COGVIDEOX), ("AnimateDiffPipeline", ANIMATEDIFF)],
+)
+def test_unsampled_families_are_refused_by_name(tmp_path, pipeline, family):
+    folder = tmp_path / pipeline
+    _write_layout(folder, pipeline, {"transformer": ["diffusers", "X"], "vae": ["diffusers", "Y"]})
+    assert family_of(folder) is family
+    with pytest.raises(ReelgraphError) as caught:
+        load_video_model(str(folder), device="cpu")
+    message = str(caught.value)
+    assert family.name in message and "unet/" not in message
+
+
+def test_wan_folder_on_ddim_loader_names_the_family(tmp_path):
+    folder = save_tiny_wan(tmp_path / "wan")
+    with pytest.raises(ReelgraphError, match=r"Wan 2\.1"):
+        load_video_model(str(folder), device="cpu")
+
+
+def test_unknown_pipeline_is_a_domain_error():
+    with pytest.raises(ReelgraphError, match="HunyuanVideoPipeline"):
+        family_of_index({"_class_name": "HunyuanVideoPipeline"})
+    assert (
+        family_of_index({"_class_name": "ReelgraphToyT2V", "unet": ["diffusers", "UNet3DConditionModel"]})
+        is UNET3D
+    )
+
+
+def test_methods_not_ported_are_refused_with_reason():
+    with pytest.raises(ReelgraphError, match="not yet ported"):
+        WAN21.refuse("npnet")
+    WAN21.refuse("hybrid")  # ported to the flow loop: no error
+    UNET3D.refuse("hybrid")
+
+
+def _request(**extra):
+    from reelgraph.contracts.clips import ClipRequest
+
+    return ClipRequest(
+        prompt=PROMPT, num_frames=5, num_inference_steps=4, guidance_scale=5.0, seed=2, **extra
+    )
+
+
+def test_hybrid_semantics_on_the_flow_loop(tmp_path):
+    """POS eq. 8: γ = 0.5 of 4 steps conditions steps 0-1 on the rewrite, 2-3 on the original."""
+    from safetensors.torch import load_file
+
+    from generation.flow_clip import sample_flow_clip
+
+    folder = save_tiny_wan(tmp_path / "wan")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    seen = []
+    original_forward = model.transformer.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["encoder_hidden_states"].clone())
+        return original_forward(*args, **kwargs)
+
+    model.transformer.forward = spy
+    rewrite = "the red ball moves to the right"
+    result = sample_flow_clip(
+        model, _request(rewritten_prompt=rewrite, gamma=0.5), tmp_path / "a.safetensors", 16, 16, MAX_TOKENS
+    )
+    assert result.details["rewrite_steps"] == 2
+    rewritten, original = (
+        model.encode_prompt([rewrite], MAX_TOKENS),
+        model.encode_prompt([PROMPT], MAX_TOKENS),
+    )
+    conditional = seen[0::2]  # cond, uncond per step
+    assert [torch.equal(c, rewritten) for c in conditional] == [True, True, False, False]
+    assert [torch.equal(c, original) for c in conditional] == [False, False, True, True]
+    plain = sample_flow_clip(model, _request(), tmp_path / "b.safetensors", 16, 16, MAX_TOKENS)
+    assert plain.details["rewrite_steps"] == 0
+    hybrid_latents = load_file(result.latents_path)["latents"]
+    assert not torch.equal(hybrid_latents, load_file(plain.latents_path)["latents"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "method"),
+    [({"lora_path": "x.safetensors"}, "motion_lora"), ({"noise": {"source": "ona", "eta": 0.5}}, "ona")],
+)
+def test_unported_methods_are_refused_on_the_flow_path(tmp_path, extra, method):
+    from generation.flow_clip import sample_flow_clip
+
+    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
+    with pytest.raises(ReelgraphError, match=f"{method} is not available for Wan 2.1"):
+        sample_flow_clip(model, _request(**extra), tmp_path / "a.safetensors", 16, 16, MAX_TOKENS)
+
+
+def test_flow_inversion_round_trip_converges_with_steps(tmp_path):
+    """Euler forwards in time, then our sampler back: first-order error that shrinks with the step count."""
+    from generation.flow_inversion import flow_invert
+    from generation.flow_sampling import Expert, flow_sample
+    from generation.wan_backend import _transformer_velocity
+
+    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
+    expert = Expert(_transformer_velocity(model.transformer), guidance_scale=1.0)
+    embeds = model.encode_prompt([PROMPT], MAX_TOKENS)
+    noise = torch.randn(model.latent_shape(1, 5, 16, 16), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        clean = flow_sample((expert,), model.make_scheduler(), noise, embeds, None, 20)
+        errors = []
+        for steps in (5, 40):
+            inverted = flow_invert(expert, model.make_scheduler(), clean, embeds, None, steps)
+            back = flow_sample((expert,), model.make_scheduler(), inverted, embeds, None, steps)
+            errors.append(((back - clean).norm() / clean.norm()).item())
+    assert errors[1] < errors[0] / 3 and errors[1] < 0.05, errors
