@@ -26,12 +26,16 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from reelgraph.atomic import atomic_path, write_json
 from reelgraph.hashing import file_sha256, key_hash
+
+if TYPE_CHECKING:
+    from generation.model_info import ModelInfo
+    from reelgraph.contracts.clips import ClipRequest
 
 KINDS = ("llm", "retrievals", "inversions", "lora", "clips")
 CACHE_FORMAT = 1
@@ -126,12 +130,31 @@ class CachingGenerator:
         self.store = EntryStore(Path(cache_dir) / "clips")
         self.hits = 0
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
+    # The VideoGenerator protocol, delegated method by method: what is not here is not
+    # offered, so a generator missing from the protocol fails loudly instead of leaking through.
     @property
-    def model_info(self):
+    def model_info(self) -> ModelInfo:
         return self.inner.model_info
+
+    def default_guidance(self) -> float:
+        return self.inner.default_guidance()
+
+    def check_clip(self, request: ClipRequest) -> None:
+        self.inner.check_clip(request)
+
+    def write_outputs(
+        self,
+        latents_paths: list[Path],
+        run_dir: Path,
+        caption: str,
+        kept: list[tuple[int, int] | None] | None = None,
+    ) -> dict:
+        if kept is None:  # as the caller called it: generators may take the three-argument form
+            return self.inner.write_outputs(latents_paths, run_dir, caption)
+        return self.inner.write_outputs(latents_paths, run_dir, caption, kept=kept)
+
+    def scheduler_config(self) -> dict:
+        return self.inner.scheduler_config()
 
     def clip_key(self, request, extension=None) -> str | None:
         data = request.model_dump(mode="json")

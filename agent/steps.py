@@ -9,6 +9,7 @@ documented shape (a skipped step is ``{"status", "reason"}`` and nothing more).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
@@ -36,6 +37,14 @@ class ToolStep(BaseModel):
     @classmethod
     def skipped(cls, reason: str) -> Self:
         return cls(status="skipped", reason=reason)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied and validated: pydantic's own copy would keep an unknown
+        field without a word and then drop it from the JSON, losing it from the manifest."""
+        if not update:
+            return super().model_copy(deep=deep)
+        kept = {name: getattr(self, name) for name in self.model_fields_set}
+        return type(self).model_validate({**kept, **update})
 
 
 class UnitsStep(ToolStep):
@@ -118,6 +127,13 @@ class SamplingStep(ToolStep):
     guidance_scale: float | None = None
     seed: int | None = None
     estimated_seconds: float | None = None
+    # after sample ran: its time and what the sampler reports (ClipResult.details)
+    seconds: float | None = None
+    noise: dict[str, Any] | None = None
+    rewrite_steps: int | None = None  # POS eq. 8's m
+    gamma: float | None = None
+    clip_cache: str | None = None
+    made_in_seconds: float | None = None
 
 
 class ExtensionStep(ToolStep):
@@ -128,6 +144,7 @@ class ExtensionStep(ToolStep):
     params: dict[str, Any] | None = None
     num_clips: int | None = None
     estimated_seconds: float | None = None
+    seconds: float | None = None  # the extra clips' sampling time, once made
 
 
 STEP_TYPES: dict[str, type[ToolStep]] = {
