@@ -7,8 +7,9 @@ after ``finalize``. Both serialise to JSON as they are, which is what
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -97,11 +98,12 @@ class RunState(BaseModel):
     scenes: list[ScenePlan] = []
     estimates: Estimates | None = None
     scene_index: int = 0
-    clips: list[ClipResult] = []
+    # LangGraph reducers: a node returns only the clips and warnings it adds.
+    clips: Annotated[list[ClipResult], operator.add] = []
     outputs: OutputFiles | None = None
     manifest_path: str | None = None
     timings: dict[str, float] = {}
-    warnings: list[str] = []
+    warnings: Annotated[list[str], operator.add] = []
     policy: dict[str, Any] = {}  # the rule review: what was available, the LLM's proposals, what changed
     origin: dict[str, Any] = {}  # where the request came from (a chat turn and its edits), for the manifest
 

@@ -77,5 +77,5 @@ def review_tools(state: RunState, services: Services) -> dict[str, Any]:
         update["estimates"] = state.estimates.model_copy(update={"seconds": seconds})
     over = [c for c in changes if c.startswith("over budget")]
     if over:
-        update["warnings"] = [*state.warnings, *over]
+        update["warnings"] = over
     return update
