@@ -63,3 +63,16 @@ def test_updating_a_step_validates_the_update():
         step.model_copy(update={"status": "done", "lora_pth": "/x"})
     done = step.model_copy(update={"status": "done", "seconds": 2.0})
     assert done.model_dump() == {"status": "done", "reason": "r", "estimated_seconds": 3.0, "seconds": 2.0}
+
+
+def test_cache_kinds_come_from_the_owning_layers_registry():
+    from agent.caches import KINDS
+    from generation.inversion_cache import INVERSIONS
+    from motion_prior.tuning import LORAS
+    from reelgraph.cache_kinds import CacheKind, lookup, register
+    from reelgraph.errors import ReelgraphError
+
+    assert KINDS == ("llm", "retrievals", "inversions", "lora", "clips")
+    assert lookup("inversions") is INVERSIONS and lookup("lora") is LORAS
+    with pytest.raises(ReelgraphError):
+        register(CacheKind("lora", "entry_folders", rank=1, owner="elsewhere"))
