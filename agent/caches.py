@@ -26,14 +26,25 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+import generation.inversion_cache  # noqa: F401  (registers the inversions cache kind)
+import motion_prior.tuning  # noqa: F401  (registers the lora cache kind)
 from reelgraph.atomic import atomic_path, write_json
+from reelgraph.cache_kinds import CacheKind, lookup, register, registered
 from reelgraph.hashing import file_sha256, key_hash
 
-KINDS = ("llm", "retrievals", "inversions", "lora", "clips")
+if TYPE_CHECKING:
+    from generation.model_info import ModelInfo
+    from reelgraph.contracts.clips import ClipRequest
+
+# The agent's own kinds; generation and motion_prior register theirs where they write them.
+register(CacheKind("llm", "files", rank=10, owner="agent.llm.llm_client"))
+register(CacheKind("retrievals", "entry_folders", rank=20, owner="agent.caches"))
+register(CacheKind("clips", "entry_folders", rank=50, owner="agent.caches"))
+KINDS = tuple(kind.name for kind in registered())
 CACHE_FORMAT = 1
 
 
@@ -126,12 +137,31 @@ class CachingGenerator:
         self.store = EntryStore(Path(cache_dir) / "clips")
         self.hits = 0
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
+    # The VideoGenerator protocol, delegated method by method: what is not here is not
+    # offered, so a generator missing from the protocol fails loudly instead of leaking through.
     @property
-    def model_info(self):
+    def model_info(self) -> ModelInfo:
         return self.inner.model_info
+
+    def default_guidance(self) -> float:
+        return self.inner.default_guidance()
+
+    def check_clip(self, request: ClipRequest) -> None:
+        self.inner.check_clip(request)
+
+    def write_outputs(
+        self,
+        latents_paths: list[Path],
+        run_dir: Path,
+        caption: str,
+        kept: list[tuple[int, int] | None] | None = None,
+    ) -> dict:
+        if kept is None:  # as the caller called it: generators may take the three-argument form
+            return self.inner.write_outputs(latents_paths, run_dir, caption)
+        return self.inner.write_outputs(latents_paths, run_dir, caption, kept=kept)
+
+    def scheduler_config(self) -> dict:
+        return self.inner.scheduler_config()
 
     def clip_key(self, request, extension=None) -> str | None:
         data = request.model_dump(mode="json")
@@ -244,7 +274,8 @@ def entries(cache_dir: Path, kind: str) -> list[Entry]:
     root = Path(cache_dir) / kind
     if not root.is_dir():
         return []
-    if kind in ("retrievals", "clips"):
+    spec = lookup(kind) or CacheKind(kind, "files", rank=0)
+    if spec.layout == "entry_folders":
         found = []
         for record in root.glob("*/*/entry.json"):
             folder = record.parent
@@ -252,11 +283,7 @@ def entries(cache_dir: Path, kind: str) -> list[Entry]:
                 Entry(kind=kind, paths=[folder], bytes=_size(folder), last_used=record.stat().st_mtime)
             )
         return found
-    if kind == "inversions":
-        return list(_grouped_files(root, "**/*.safetensors", kind))
-    if kind == "lora":
-        return list(_grouped_files(root, "*.*", kind))
-    return list(_grouped_files(root, "*.json", kind))
+    return list(_grouped_files(root, spec.pattern, kind))
 
 
 def cache_stats(cache_dir: Path) -> list[KindStats]:

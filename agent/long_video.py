@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.state import RunState, ScenePlan, ToolStep
+from agent.state import RunState, ScenePlan
+from agent.steps import ExtensionStep
 from generation.clip_plan import ClipSlot, ClipStartKind, ClipStartSpec, ExtensionParams, plan_scene_clips
 from generation.images import load_image
 from generation.model_info import ModelInfo
@@ -82,7 +83,7 @@ def scene_clips(state: RunState, index: int, info: ModelInfo) -> list[ClipSlot]:
 
 def extension_step(
     state: RunState, index: int, info: ModelInfo, slots: list[ClipSlot], clip_seconds: float
-) -> ToolStep:
+) -> ExtensionStep:
     """The scene's ``extension`` decision: planned with its clips, or skipped (one plain clip)."""
     clips = [slot.model_dump(mode="json") for slot in slots]
     n = info.num_frames
@@ -93,7 +94,7 @@ def extension_step(
         and not slots[0].kept[0]
         and not needs_handoff(state, index, 0, slots)
     ):
-        return ToolStep(
+        return ExtensionStep(
             status="skipped",
             reason=f"{scene.num_frames} frames fit in one clip of {n}",
             clips=clips,
@@ -111,7 +112,7 @@ def extension_step(
     extra_clips = len(slots) - 1
     if params.anchor:
         clip_seconds *= 1.0 + 1.0 / n  # one extra frame through the UNet per step (generation.anchor)
-    return ToolStep(
+    return ExtensionStep(
         status="planned",
         reason=reason,
         method=params.strategies,
@@ -124,12 +125,12 @@ def extension_step(
 
 def clips_made(state: RunState, index: int) -> int:
     """How many of scene ``index``'s clips are in ``state.clips`` (0 before its first clip)."""
-    before = sum(len(getattr(s.extension, "clips", None) or [1]) for s in state.scenes[:index])
+    before = sum(len(s.extension.clips or [1]) for s in state.scenes[:index])
     return max(0, len(state.clips) - before)
 
 
 def planned_slots(scene: ScenePlan) -> list[ClipSlot]:
-    clips = getattr(scene.extension, "clips", None)
+    clips = scene.extension.clips
     if not clips:
         raise ReelgraphError(
             f"Scene {scene.index + 1} has no clip plan.", fix="run the planning nodes (estimate_costs) first."
@@ -150,7 +151,7 @@ def needs_handoff(state: RunState, index: int, clip: int, slots: list[ClipSlot])
 def _anchor_role(state: RunState, index: int, clip: int) -> str:
     if not state.request.extension.anchor:
         return "none"
-    total_clips = sum(len(getattr(scene.extension, "clips", []) or [1]) for scene in state.scenes)
+    total_clips = sum(len(scene.extension.clips or [1]) for scene in state.scenes)
     if total_clips < 2:
         return "none"
     return "record" if (index == 0 and clip == 0) else "apply"
@@ -238,7 +239,7 @@ def manifest_section(state: RunState, clip_frames: int) -> dict[str, Any]:
                 "prompt": scene.prompt,
                 "num_frames": scene.num_frames,
                 "image": scene.image,
-                "start": (getattr(scene.extension, "clips", None) or [{"start": "noise"}])[0]["start"],
+                "start": (scene.extension.clips or [{"start": "noise"}])[0]["start"],
             }
             for scene in state.scenes
         ],

@@ -7,33 +7,29 @@ after ``finalize``. Both serialise to JSON as they are, which is what
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from agent.steps import (
+    STEP_TYPES,
+    ExtensionStep,
+    NoiseStep,
+    ReferencesStep,
+    RewriteStep,
+    SamplingStep,
+    ToolStep,
+    TuningStep,
+    UnitsStep,
+)
 from generation.clip_plan import ExtensionParams
 from reelgraph.contracts.clips import ClipRequest, ClipResult, NoiseSpec, OutputFiles
 from reelgraph.errors import ReelgraphError
 
-ToolStatus = Literal["done", "planned", "skipped"]
-"""``done``: ran (planning tools run even in a plan); ``planned``: a GPU tool a
-``generate`` will run; ``skipped``: won't run, ``reason`` says why."""
-
-TOOL_FIELDS = ("units", "references", "rewrite", "noise", "tuning", "sampling", "extension")
-
-
-class ToolStep(BaseModel):
-    """One tool's decision for one scene. Tool-specific details ride along as extra fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-    status: ToolStatus
-    reason: str
-
-
-def skipped(reason: str) -> ToolStep:
-    return ToolStep(status="skipped", reason=reason)
+TOOL_FIELDS = tuple(STEP_TYPES)
+UNDECIDED = "not decided yet"
 
 
 class SceneRequest(BaseModel):
@@ -66,19 +62,23 @@ class ScenePlan(BaseModel):
     num_frames: int
     seed: int
     image: str | None = None
-    units: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
-    references: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
-    rewrite: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
-    noise: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
-    tuning: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
-    sampling: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
-    extension: ToolStep = Field(default_factory=lambda: skipped("not decided yet"))
+    units: UnitsStep = Field(default_factory=lambda: UnitsStep.skipped(UNDECIDED))
+    references: ReferencesStep = Field(default_factory=lambda: ReferencesStep.skipped(UNDECIDED))
+    rewrite: RewriteStep = Field(default_factory=lambda: RewriteStep.skipped(UNDECIDED))
+    noise: NoiseStep = Field(default_factory=lambda: NoiseStep.skipped(UNDECIDED))
+    tuning: TuningStep = Field(default_factory=lambda: TuningStep.skipped(UNDECIDED))
+    sampling: SamplingStep = Field(default_factory=lambda: SamplingStep.skipped(UNDECIDED))
+    extension: ExtensionStep = Field(default_factory=lambda: ExtensionStep.skipped(UNDECIDED))
+
+    def step(self, name: str) -> ToolStep:
+        """The scene's step ``name`` (one of :data:`TOOL_FIELDS`)."""
+        return getattr(self, name)
 
     def plan_view(self) -> dict[str, Any]:
         """The scene as ``plan --json`` shows it (the documented, stable shape)."""
         view: dict[str, Any] = {"prompt": self.prompt}
         for name in TOOL_FIELDS:
-            view[name] = getattr(self, name).model_dump()
+            view[name] = self.step(name).model_dump()
         return view
 
 
@@ -98,11 +98,12 @@ class RunState(BaseModel):
     scenes: list[ScenePlan] = []
     estimates: Estimates | None = None
     scene_index: int = 0
-    clips: list[ClipResult] = []
+    # LangGraph reducers: a node returns only the clips and warnings it adds.
+    clips: Annotated[list[ClipResult], operator.add] = []
     outputs: OutputFiles | None = None
     manifest_path: str | None = None
     timings: dict[str, float] = {}
-    warnings: list[str] = []
+    warnings: Annotated[list[str], operator.add] = []
     policy: dict[str, Any] = {}  # the rule review: what was available, the LLM's proposals, what changed
     origin: dict[str, Any] = {}  # where the request came from (a chat turn and its edits), for the manifest
 
@@ -129,7 +130,7 @@ class RunState(BaseModel):
         ``num_frames`` and ``seed`` default to the scene's; a long scene's clips
         pass their own (see :mod:`agent.long_video`).
         """
-        rewritten = getattr(scene.rewrite, "text", None) if scene.rewrite.status == "done" else None
+        rewritten = scene.rewrite.text if scene.rewrite.status == "done" else None
         return ClipRequest(
             prompt=scene.prompt,
             negative_prompt=self.request.negative_prompt,
@@ -139,8 +140,8 @@ class RunState(BaseModel):
             eta=self.request.eta,
             seed=scene.seed if seed is None else seed,
             rewritten_prompt=rewritten,
-            gamma=getattr(scene.rewrite, "gamma", 0.0) if rewritten else 0.0,
-            noise=NoiseSpec.model_validate(getattr(scene.noise, "spec", None) or {}),
+            gamma=(scene.rewrite.gamma or 0.0) if rewritten else 0.0,
+            noise=NoiseSpec.model_validate(scene.noise.spec or {}),
             **self._lora(scene),
         )
 
@@ -149,8 +150,11 @@ class RunState(BaseModel):
         """The scene's tuned motion LoRA for sampling, once ``tune_motion`` has made it."""
         if scene.tuning.status != "done":
             return {}
-        extra = scene.tuning.model_extra
-        return {"lora_path": extra.get("lora_path"), "lora_scale": extra.get("lora_scale", 1.0)}
+        tuning = scene.tuning
+        return {
+            "lora_path": tuning.lora_path,
+            "lora_scale": 1.0 if tuning.lora_scale is None else tuning.lora_scale,
+        }
 
     @property
     def work_dir(self) -> Path:

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelgraph.cache_kinds import CacheKind, register
 from reelgraph.hashing import key_hash
+
+INVERSIONS = register(
+    CacheKind("inversions", "files", rank=30, pattern="**/*.safetensors", owner="generation.inversion_cache")
+)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -451,17 +451,19 @@ class MotionTuner:
 
     # -- what the agent calls ---------------------------------------------------------------------
     def plan_scene(
-        self, prompt: str, units: dict[str, Any] | None, references: dict[str, Any] | None
+        self,
+        prompt: str,
+        parsed: ParsedPrompt | None,
+        hits: list[dict[str, Any]] | None,
+        no_hits_reason: str = "no pool search ran",
     ) -> dict[str, Any]:
-        """The scene's tuning decision as a plan step: ``{"status", "reason", **job}``.
+        """The scene's tuning decision: ``{"status", "reason", **job}``.
 
-        ``units`` and ``references`` are the scene's plan steps from the
-        ``parse_units`` and ``retrieve`` nodes (``items``/``core`` and
-        ``motion_hits``); the top motion hit is the video.
+        ``parsed`` is the prompt's unit parse when one was made (else parsed
+        here if needed); ``hits`` are the motion-prior hits (:class:`MotionHit`
+        as JSON, best first), the top one is the video; ``no_hits_reason`` says
+        why there are none.
         """
-        parsed = None
-        if units and units.get("status") == "done" and units.get("items") is not None:
-            parsed = ParsedPrompt(text=prompt, units=units["items"], core=units.get("core"))
         decision = self.decide(prompt, parsed)
         if (
             not decision.wanted
@@ -474,10 +476,8 @@ class MotionTuner:
         if not decision.wanted:
             return {"status": "skipped", "reason": decision.reason}
         parsed = parsed or self.parser.parse(prompt)
-        references = references or {}
-        hits = references.get("motion_hits") if references.get("status") == "done" else None
         if not hits:
-            why = references.get("reason") or "no pool search ran"
+            why = no_hits_reason
             return {"status": "skipped", "reason": f"{decision.reason}, but no motion-prior video: {why}"}
         try:
             job = self.plan(prompt, hits=hits, parsed=parsed)

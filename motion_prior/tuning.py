@@ -32,7 +32,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from reelgraph.atomic import write_json
+from reelgraph.cache_kinds import CacheKind, register
 from reelgraph.hashing import key_hash
+
+LORAS = register(CacheKind("lora", "files", rank=40, pattern="*.*", owner="motion_prior.tuning"))
 
 LossHook = Callable[[int, int, float], None]
 """``progress(step, steps, loss)`` after each optimiser step (1-based ``step``)."""

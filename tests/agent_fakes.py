@@ -66,7 +66,7 @@ class FakeNoise:
 class FakeTuner:
     """Plans a LoRA for scenes whose prompt bounces (the rare motion), 30 s each."""
 
-    def plan_scene(self, prompt, units, references):
+    def plan_scene(self, prompt, parsed, hits, no_hits_reason="no pool search ran"):
         if "bounces" not in prompt:
             return {"status": "skipped", "reason": "'roll' and 'fall' are common motions: no tuning"}
         return {

@@ -11,7 +11,8 @@ from agent.graph import build_graph
 from agent.policies.pos_policy import PosPolicy, choose_noise_for_scene
 from agent.rewriting.rewriter import GuardDecision, RewriteAttempt, RewriteOutcome
 from agent.services import Services
-from agent.state import RunState, ToolStep
+from agent.state import RunState
+from agent.steps import ReferencesStep as ToolStep
 from tests.test_graph import FakeGenerator, _state
 
 NEAREST = {

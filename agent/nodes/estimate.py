@@ -7,7 +7,8 @@ from typing import Any
 from agent import long_video
 from agent.nodes.tune import plan_tuning
 from agent.services import Services
-from agent.state import Estimates, RunState, ToolStep
+from agent.state import Estimates, RunState
+from agent.steps import SamplingStep
 from generation.estimate import device_kind, estimate_clip
 
 
@@ -25,9 +26,9 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
             info, request.num_frames, request.num_inference_steps, request.guidance_scale, services.device
         )
         extension = long_video.extension_step(state, scene.index, info, slots, seconds)
-        total_seconds += seconds + extension.model_dump().get("estimated_seconds", 0.0)
+        total_seconds += seconds + (extension.estimated_seconds or 0.0)
         peak = max(peak, memory)
-        sampling = ToolStep(
+        sampling = SamplingStep(
             status="planned",
             reason=f"DDIM, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}",
             model=info.model_id,
@@ -38,9 +39,7 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
             estimated_seconds=round(seconds, 2),
         )
         tuning = plan_tuning(scene, services)
-        total_seconds += (
-            tuning.model_extra.get("estimated_seconds", 0.0) if tuning.status == "planned" else 0.0
-        )
+        total_seconds += (tuning.estimated_seconds or 0.0) if tuning.status == "planned" else 0.0
         scenes.append(
             scene.model_copy(update={"sampling": sampling, "extension": extension, "tuning": tuning})
         )

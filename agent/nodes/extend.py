@@ -30,9 +30,9 @@ def extend(state: RunState, services: Services) -> dict[str, Any]:
         request, path, extra = long_video.clip_call(state, scene.index, made, previous)
         label = long_video.clip_label(state, scene.index, made, len(slots))
         result = services.generator.sample_clip(request, path, label=label, **extra)
-        update["clips"] = [*state.clips, long_video.finish_clip(result, slots[made])]
-        update["warnings"] = [*state.warnings, *(w for w in result.warnings if w not in state.warnings)]
-        seconds = float(extension.model_dump().get("seconds") or 0.0) + result.seconds
+        update["clips"] = [long_video.finish_clip(result, slots[made])]
+        update["warnings"] = [w for w in result.warnings if w not in state.warnings]
+        seconds = (extension.seconds or 0.0) + result.seconds
         extension = extension.model_copy(update={"seconds": round(seconds, 2)})
         made += 1
     if made >= len(slots):

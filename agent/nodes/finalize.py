@@ -43,7 +43,7 @@ def build_manifest(state: RunState, services: Services, outputs: OutputFiles) ->
         "reelgraph_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "prompt": " | ".join(scene.prompt for scene in state.scenes),
-        "rewritten_prompt": [getattr(scene.rewrite, "text", None) for scene in state.scenes],
+        "rewritten_prompt": [scene.rewrite.text for scene in state.scenes],
         "negative_prompt": state.request.negative_prompt,
         "seeds": {
             "base": state.request.seed,

@@ -6,7 +6,8 @@ from typing import Any
 
 from agent.policies.pos_policy import choose_noise_for_scene, nearest_of
 from agent.services import Services
-from agent.state import RunState, ToolStep
+from agent.state import RunState
+from agent.steps import NoiseStep
 
 
 def choose_noise(state: RunState, services: Services) -> dict[str, Any]:
@@ -20,5 +21,5 @@ def choose_noise(state: RunState, services: Services) -> dict[str, Any]:
             state.request.num_inference_steps,
             scene.num_frames,
         )
-        scenes.append(scene.model_copy(update={"noise": ToolStep(**fields)}))
+        scenes.append(scene.model_copy(update={"noise": NoiseStep(**fields)}))
     return {"scenes": scenes}

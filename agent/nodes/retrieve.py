@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent.services import Services
-from agent.state import RunState, ToolStep, skipped
+from agent.state import RunState
+from agent.steps import ReferencesStep
 
 EMPTY_POOL = (
     "the reference pool at {where} is empty: index one with `reelgraph index toy --n 500` "
@@ -17,16 +18,18 @@ def retrieve(state: RunState, services: Services) -> dict[str, Any]:
     """References (top-k captions), motion-prior hits (ranked by units) and the nearest video, per scene."""
     if services.retriever is None:
         return {
-            "scenes": state.with_all_scenes(references=skipped("no reference pool was given to the graph"))
+            "scenes": state.with_all_scenes(
+                references=ReferencesStep.skipped("no reference pool was given to the graph")
+            )
         }
     size = services.retriever.pool_size()
     if size == 0:
         reason = EMPTY_POOL.format(where=services.retriever.location)
-        return {"scenes": state.with_all_scenes(references=skipped(reason))}
+        return {"scenes": state.with_all_scenes(references=ReferencesStep.skipped(reason))}
     scenes = []
     for scene in state.scenes:
         found = services.retriever.retrieve(scene.prompt).model_dump(mode="json")
-        step = ToolStep(
+        step = ReferencesStep(
             status="done",
             reason=f"{len(found['references'])} reference caption(s) and {len(found['motion_hits'])} "
             f"motion-prior hit(s) from a pool of {size} videos",

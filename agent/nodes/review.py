@@ -8,7 +8,8 @@ from typing import Any
 from agent.policies.pos_policy import choose_noise_for_scene, nearest_of
 from agent.policies.tool_policy import Availability, ProposalSource, review_scenes
 from agent.services import Services
-from agent.state import RunState, ToolStep
+from agent.state import RunState
+from agent.steps import STEP_TYPES
 from generation.estimate import device_kind
 
 REVIEWED = ("noise", "rewrite", "tuning", "extension")
@@ -34,7 +35,7 @@ def _summary(state: RunState, have: Availability) -> dict[str, Any]:
                 "scene": scene.index + 1,
                 "prompt": scene.prompt,
                 **{
-                    tool: {"status": getattr(scene, tool).status, "reason": getattr(scene, tool).reason}
+                    tool: {"status": scene.step(tool).status, "reason": scene.step(tool).reason}
                     for tool in REVIEWED
                 },
             }
@@ -61,11 +62,11 @@ def review_tools(state: RunState, services: Services) -> dict[str, Any]:
             scene.num_frames,
         )
 
-    tools = [{tool: getattr(scene, tool).model_dump() for tool in REVIEWED} for scene in state.scenes]
-    sampling = [float(getattr(scene.sampling, "estimated_seconds", 0.0) or 0.0) for scene in state.scenes]
+    tools = [{tool: scene.step(tool).model_dump() for tool in REVIEWED} for scene in state.scenes]
+    sampling = [float(scene.sampling.estimated_seconds or 0.0) for scene in state.scenes]
     reviewed, changes, seconds = review_scenes(tools, have, proposals, alternative, sampling)
     scenes = [
-        scene.model_copy(update={tool: ToolStep(**steps[tool]) for tool in REVIEWED})
+        scene.model_copy(update={tool: STEP_TYPES[tool].model_validate(steps[tool]) for tool in REVIEWED})
         for scene, steps in zip(state.scenes, reviewed, strict=True)
     ]
     update: dict[str, Any] = {
@@ -76,5 +77,5 @@ def review_tools(state: RunState, services: Services) -> dict[str, Any]:
         update["estimates"] = state.estimates.model_copy(update={"seconds": seconds})
     over = [c for c in changes if c.startswith("over budget")]
     if over:
-        update["warnings"] = [*state.warnings, *over]
+        update["warnings"] = over
     return update

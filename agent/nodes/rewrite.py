@@ -6,7 +6,8 @@ from typing import Any
 
 from agent.policies.pos_policy import references_of, rewrite_step_fields
 from agent.services import Services
-from agent.state import RunState, ToolStep, skipped
+from agent.state import RunState
+from agent.steps import RewriteStep
 
 
 def rewrite(state: RunState, services: Services) -> dict[str, Any]:
@@ -18,26 +19,28 @@ def rewrite(state: RunState, services: Services) -> dict[str, Any]:
     if not services.pos.rewrite:
         return {
             "scenes": state.with_all_scenes(
-                rewrite=skipped("prompt rewriting (POS §4.3) is off: rewrite = false")
+                rewrite=RewriteStep.skipped("prompt rewriting (POS §4.3) is off: rewrite = false")
             )
         }
     if services.rewriter is None:
         return {
-            "scenes": state.with_all_scenes(rewrite=skipped("no prompt rewriter (POS §4.3) is available"))
+            "scenes": state.with_all_scenes(
+                rewrite=RewriteStep.skipped("no prompt rewriter (POS §4.3) is available")
+            )
         }
     scenes = list(state.scenes)
     num_steps = state.request.num_inference_steps
     for scene in state.scenes:
         references = references_of(scene.references)[: services.pos.references]
         if not references and services.rewriter.needs_references():
-            step = skipped(
+            step = RewriteStep.skipped(
                 "no reference captions to borrow from (POS eq. 6 needs a pool), and no LLM is configured"
             )
             scenes = _replace(scenes, scene.index, step)
             continue
         outcome = services.rewriter.rewrite(scene.prompt, [r["caption"] for r in references])
         fields = rewrite_step_fields(services.pos.gamma, num_steps) if outcome.text else {}
-        step = ToolStep(
+        step = RewriteStep(
             status="done",
             reason=outcome.reason,
             text=outcome.text,
@@ -56,7 +59,7 @@ def rewrite(state: RunState, services: Services) -> dict[str, Any]:
     return {"scenes": scenes}
 
 
-def _replace(scenes, index: int, step: ToolStep):
+def _replace(scenes, index: int, step: RewriteStep):
     scenes = list(scenes)
     scenes[index] = scenes[index].model_copy(update={"rewrite": step})
     return scenes

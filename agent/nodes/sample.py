@@ -22,7 +22,7 @@ def sample(state: RunState, services: Services) -> dict[str, Any]:
         update={"status": "done", "seconds": round(result.seconds, 2), **result.details}
     )
     return {
-        "clips": [*state.clips, result],
+        "clips": [result],
         "scenes": state.with_scene(scene.index, sampling=sampling),
-        "warnings": [*state.warnings, *result.warnings],
+        "warnings": list(result.warnings),
     }

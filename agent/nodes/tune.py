@@ -5,16 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from agent.services import Services
-from agent.state import RunState, ScenePlan, ToolStep, skipped
+from agent.state import RunState, ScenePlan
+from agent.steps import TuningStep
 from reelgraph.errors import ReelgraphError
+from reelgraph.text.units import ParsedPrompt
 
 
-def plan_tuning(scene: ScenePlan, services: Services) -> ToolStep:
+def plan_tuning(scene: ScenePlan, services: Services) -> TuningStep:
     """The scene's tuning decision: the tuner's policy, its video, keyframes, cache key and estimate."""
     if services.tuner is None:
-        return skipped("no motion tuner is available to this graph")
-    step = services.tuner.plan_scene(scene.prompt, scene.units.model_dump(), scene.references.model_dump())
-    return ToolStep(**step)
+        return TuningStep.skipped("no motion tuner is available to this graph")
+    units, references = scene.units, scene.references
+    parsed = (
+        ParsedPrompt(text=scene.prompt, units=units.items, core=units.core)
+        if units.status == "done" and units.items is not None
+        else None
+    )
+    hits = references.motion_hits if references.status == "done" else None
+    step = services.tuner.plan_scene(scene.prompt, parsed, hits, references.reason or "no pool search ran")
+    return TuningStep(**step)
 
 
 def tune_motion(state: RunState, services: Services) -> dict[str, Any]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from agent.services import Services
-from agent.state import RunState, ToolStep, skipped
+from agent.state import RunState
+from agent.steps import UnitsStep
 
 
 def parse_units(state: RunState, services: Services) -> dict[str, Any]:
     """A spaCy dependency parse per scene; the core unit holds the subject or root predicate."""
     if services.parser is None:
         return {
-            "scenes": state.with_all_scenes(units=skipped("no unit parser (spaCy) was given to the graph"))
+            "scenes": state.with_all_scenes(
+                units=UnitsStep.skipped("no unit parser (spaCy) was given to the graph")
+            )
         }
     scenes = []
     for scene in state.scenes:
@@ -22,7 +25,7 @@ def parse_units(state: RunState, services: Services) -> dict[str, Any]:
             if parsed.units
             else "the parse found no motion, actor or recipient (units may be empty for such prompts)"
         )
-        units = ToolStep(
+        units = UnitsStep(
             status="done",
             reason=reason,
             items=[unit.model_dump() for unit in parsed.units],

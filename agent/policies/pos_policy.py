@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from agent.steps import ReferencesStep
 from generation.hybrid import rewrite_steps
 
 NoiseSource = Literal["auto", "ona", "npnet", "random"]
@@ -67,13 +68,13 @@ def _as_dict(item: Any) -> dict[str, Any]:
     return item.model_dump() if hasattr(item, "model_dump") else dict(item)
 
 
-def references_of(step) -> list[dict[str, Any]]:
+def references_of(step: ReferencesStep) -> list[dict[str, Any]]:
     """The reference captions the retrieve step recorded, best first (``[]`` when it was skipped)."""
-    refs = getattr(step, "references", None) if step.status == "done" else None
+    refs = step.references if step.status == "done" else None
     return [_as_dict(r) for r in refs or [] if _as_dict(r).get("caption")]
 
 
-def nearest_of(step, pick: OnaPick = "caption") -> dict[str, Any] | None:
+def nearest_of(step: ReferencesStep, pick: OnaPick = "caption") -> dict[str, Any] | None:
     """The pool video ONA inverts, from what the retrieve step recorded, or ``None``.
 
     ``caption``: POS eq. 3, the video whose caption is most similar to the prompt.
@@ -83,13 +84,13 @@ def nearest_of(step, pick: OnaPick = "caption") -> dict[str, Any] | None:
     if step.status != "done":
         return None
     if pick == "motion":
-        hits = [_as_dict(h) for h in getattr(step, "motion_hits", None) or []]
+        hits = [_as_dict(h) for h in step.motion_hits or []]
         if not hits:
             return None
         top = hits[0]
         score = top.get("score") or {}
         return {**top, "similarity": score.get("sentence", top.get("similarity"))}
-    nearest = getattr(step, "nearest", None)
+    nearest = step.nearest
     return _as_dict(nearest) if nearest else None
 
 
