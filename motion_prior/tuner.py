@@ -44,7 +44,7 @@ from motion_prior.tuning import (
     loss_summary,
 )
 from reelgraph.errors import ReelgraphError
-from reelgraph.hashing import file_sha256
+from reelgraph.hashing import PLANNING_HINTS, file_sha256
 from reelgraph.settings import TuningSettings
 from reelgraph.text.units import ParsedPrompt, Unit
 
@@ -213,15 +213,33 @@ class MotionTuner:
             return self._retriever.retriever
         return self._retriever
 
+    @functools.cached_property
+    def planning_hints(self) -> dict[str, Any]:
+        """The model folder's ``planning.json`` (rare motions, keyframe detector), or ``{}``."""
+        path = Path(self.generator.model_info.path) / PLANNING_HINTS
+        if not path.is_file():
+            return {}
+        try:
+            hints = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ReelgraphError(
+                f"The model's planning hints {path} are unreadable: {error}.",
+                fix="repair or remove the file (it holds rare_motions and detector).",
+            ) from None
+        return hints if isinstance(hints, dict) else {}
+
+    @property
+    def detector_name(self) -> str:
+        """The keyframe detector: the setting, else the model's planning hints, else GroundingDINO."""
+        return self.settings.detector or str(self.planning_hints.get("detector") or "grounding-dino")
+
     @property
     def detector(self) -> Detector:
         if self._detector is None:
             from generation.estimate import device_kind
 
             device = "cuda" if device_kind(self.settings.device) == "cuda" else "cpu"
-            self._detector = make_detector(
-                self.settings.detector, self.settings.detector_model, device=device
-            )
+            self._detector = make_detector(self.detector_name, self.settings.detector_model, device=device)
         return self._detector
 
     def config(self, steps: int | None = None) -> TuningConfig:
@@ -242,15 +260,10 @@ class MotionTuner:
             words = [w.strip() for w in self.settings.rare_motions.split(",") if w.strip()]
             return words, "the rare_motions setting"
         info = self.generator.model_info
-        extra = Path(info.path) / "reelgraph.json"
-        if extra.is_file():
-            data = json.loads(extra.read_text())
-            if "rare_motions" in data:
-                return [str(w) for w in data["rare_motions"]], f"{info.model_id}'s reelgraph.json"
-        if info.model_id == "toy":
-            from toyworld.spec import RARE_MOTION
-
-            return [RARE_MOTION], "the toy model's training captions (zigzag is 0.8 % of them)"
+        hints = self.planning_hints
+        if "rare_motions" in hints:
+            source = hints.get("rare_motions_source") or f"{info.model_id}'s {PLANNING_HINTS}"
+            return [str(w) for w in hints["rare_motions"]], source
         return [], f"{info.model_id} declares no rare motions"
 
     def decide(self, prompt: str, parsed: ParsedPrompt | None = None) -> TuningDecision:

@@ -17,6 +17,9 @@ from typing import Any
 from reelgraph.atomic import write_json
 
 _WEIGHT_SUFFIXES = (".safetensors", ".json", ".bin", ".txt", ".model")
+# A model folder's planning hints (rare motions, keyframe detector): what the agent plans with,
+# not what the weights sample, so they stay out of the weights hash that keys every cache.
+PLANNING_HINTS = "planning.json"
 
 
 def key_hash(obj: Any, length: int = 16) -> str:
@@ -46,6 +49,8 @@ def folder_hash(folder: str | os.PathLike[str], memo: Path | None = None, length
     changed = False
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.relative_to(folder).as_posix() == PLANNING_HINTS:  # changes the plan, not a sample
             continue
         stat = path.stat()
         key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"

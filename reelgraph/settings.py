@@ -140,7 +140,9 @@ class Settings(BaseModel):
     tune_transformer_in: bool = Field(False, description="motion tuning: also adapt transformer_in")
     tune_gradient_checkpointing: bool = Field(False, description="motion tuning: save memory on large UNets")
     lora_scale: float = Field(1.0, ge=0, description="strength of a motion LoRA while sampling")
-    detector: str = Field("toy", description="keyframe detector: toy or grounding-dino")
+    detector: str | None = Field(
+        None, description="keyframe detector: toy or grounding-dino (default: the model's planning.json)"
+    )
     detector_model: str | None = Field(None, description="GroundingDINO folder or hub id")
     keyframe_margin: float = Field(0.25, ge=0, description="keyframe crop: context around the objects")
     keyframe_min_crop: float = Field(

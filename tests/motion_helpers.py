@@ -135,7 +135,9 @@ def toy_video(path: Path, motion: str = "zigzag", frames: int = 24, seed: int = 
 
 
 def tunable_model_dir(tiny_model_dir: Path, folder: Path, num_frames: int = 4) -> Path:
-    """The tiny ModelScope-layout model with a reelgraph.json: short clips, zigzag declared rare."""
+    """The tiny ModelScope-layout model as a toy-world model: short clips (reelgraph.json), zigzag
+    declared rare and the toy probe as its keyframe detector (planning.json)."""
     shutil.copytree(tiny_model_dir, folder)
-    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": num_frames, "rare_motions": ["zigzag"]}))
+    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": num_frames}))
+    (folder / "planning.json").write_text(json.dumps({"rare_motions": ["zigzag"], "detector": "toy"}))
     return folder

@@ -130,7 +130,7 @@ def test_words():
 def test_policy(tmp_path, model_dir, pool_video):
     tuner, _ = _tuner(_settings(tmp_path, model_dir), pool_video)
     decision = tuner.decide(PROMPT)
-    assert decision.wanted and decision.rare_motion == "zigzag" and "reelgraph.json" in decision.reason
+    assert decision.wanted and decision.rare_motion == "zigzag" and "planning.json" in decision.reason
     assert not tuner.decide("a red ball rolls to the left").wanted
     always, _ = _tuner(_settings(tmp_path, model_dir, motion_tuning="always"), pool_video)
     assert always.decide("a red ball rolls to the left").wanted
@@ -283,3 +283,28 @@ def test_cli_tune_reports_miss_then_hit(tmp_path, model_dir, pool_video, monkeyp
         ["tune", "--prompt", PROMPT, "--video", str(tmp_path / "nope.mp4"), "--model", str(model_dir)],
     )
     assert missing.exit_code == 1 and "error:" in missing.output
+
+
+def test_planning_hints_come_from_the_model_folder_not_its_name(tmp_path, model_dir, pool_video):
+    """Rare motions and the keyframe detector are the model's own planning hints; they stay out of
+    the weights hash, and the committed toy model's hints are what its trainer writes."""
+    import shutil
+    from pathlib import Path
+
+    from reelgraph.hashing import folder_hash
+    from reelgraph.resolve import resolve_video_model
+    from toyworld.training.model_folder import planning_hints
+
+    toy_folder = Path(resolve_video_model("toy"))
+    model_dir = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    assert json.loads((toy_folder / "planning.json").read_text()) == planning_hints()
+    tuner, _ = _tuner(_settings(tmp_path, model_dir), pool_video)
+    assert tuner.detector_name == "toy" and tuner.rare_motions[0] == ["zigzag"]
+    before = folder_hash(model_dir)
+    (model_dir / "planning.json").write_text(json.dumps({"rare_motions": ["orbit"], "detector": "toy"}))
+    assert folder_hash(model_dir) == before  # hints change the plan, never a cached sample
+    tuner, _ = _tuner(_settings(tmp_path, model_dir), pool_video)
+    assert tuner.rare_motions[0] == ["orbit"] and "planning.json" in tuner.rare_motions[1]
+    (model_dir / "planning.json").unlink()
+    tuner, _ = _tuner(_settings(tmp_path, model_dir), pool_video)
+    assert tuner.detector_name == "grounding-dino" and tuner.rare_motions[0] == []
