@@ -11,7 +11,7 @@ import operator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.steps import (
     STEP_TYPES,
@@ -89,16 +89,38 @@ class Estimates(BaseModel):
     notes: str = ""
 
 
+class SceneUpdate(BaseModel):
+    """New tool decisions for one scene; :func:`merge_scenes` applies it to the scene list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int
+    steps: dict[str, Any]
+
+
+def merge_scenes(current: list[ScenePlan], update: list[ScenePlan] | list[SceneUpdate]) -> list[ScenePlan]:
+    """The ``scenes`` reducer: a list of :class:`SceneUpdate` changes those scenes only (the GPU
+    nodes work on one scene at a time); a list of scenes replaces the plan (the planning nodes
+    decide for every scene at once)."""
+    if update and all(isinstance(u, SceneUpdate) for u in update):
+        scenes = list(current)
+        for change in update:
+            scenes[change.index] = scenes[change.index].model_copy(update=change.steps)
+        return scenes
+    return list(update)
+
+
 class RunState(BaseModel):
     """Everything a run knows, checkpointable between nodes."""
 
     mode: Literal["plan", "generate"]
     request: RunRequest
     run_dir: str | None = None
-    scenes: list[ScenePlan] = []
+    scenes: Annotated[list[ScenePlan], merge_scenes] = []
     estimates: Estimates | None = None
     scene_index: int = 0
-    # LangGraph reducers: a node returns only the clips and warnings it adds.
+    # LangGraph reducers: a node returns only the clips and warnings it adds, and a GPU node only
+    # the scene it changed.
     clips: Annotated[list[ClipResult], operator.add] = []
     outputs: OutputFiles | None = None
     manifest_path: str | None = None
@@ -112,11 +134,12 @@ class RunState(BaseModel):
         """The scene the GPU nodes are working on."""
         return self.scenes[self.scene_index]
 
-    def with_scene(self, index: int, **tools: ToolStep) -> list[ScenePlan]:
-        """The scene list with scene ``index``'s tool decisions replaced."""
-        scenes = list(self.scenes)
-        scenes[index] = scenes[index].model_copy(update=tools)
-        return scenes
+    def with_scene(self, index: int, **tools: ToolStep) -> list[SceneUpdate]:
+        """The ``scenes`` update that replaces scene ``index``'s tool decisions (see :func:`merge_scenes`)."""
+        for name, step in tools.items():  # refuse a wrong step here, in the node that made it
+            if not isinstance(step, STEP_TYPES.get(name, ())):
+                raise TypeError(f"scene step {name!r} takes a {STEP_TYPES.get(name)}, not {type(step)}")
+        return [SceneUpdate(index=index, steps=tools)]
 
     def with_all_scenes(self, **tools: ToolStep) -> list[ScenePlan]:
         """The scene list with the same tool decision in every scene."""

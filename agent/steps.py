@@ -119,9 +119,12 @@ class TuningStep(ToolStep):
 
 
 class SamplingStep(ToolStep):
-    """``estimate_costs``: the DDIM sampling a ``generate`` will run, with its estimate."""
+    """``estimate_costs``: the sampling a ``generate`` will run (DDIM, or flow matching for a
+    flow-matching family), with its estimate."""
 
     model: str | None = None
+    family: str | None = None  # set for flow-matching families only (UNet3D plans keep their shape)
+    flow_shift: float | None = None
     num_frames: int | None = None
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
@@ -134,6 +137,7 @@ class SamplingStep(ToolStep):
     gamma: float | None = None
     clip_cache: str | None = None
     made_in_seconds: float | None = None
+    sampler: str | None = None  # "flow" when the flow-matching loop ran
 
 
 class ExtensionStep(ToolStep):

@@ -76,3 +76,15 @@ def test_cache_kinds_come_from_the_owning_layers_registry():
     assert lookup("inversions") is INVERSIONS and lookup("lora") is LORAS
     with pytest.raises(ReelgraphError):
         register(CacheKind("lora", "entry_folders", rank=1, owner="elsewhere"))
+
+
+def test_the_scenes_reducer_changes_one_scene_or_replaces_the_plan():
+    from agent.state import ScenePlan, SceneUpdate, merge_scenes
+    from agent.steps import TuningStep
+
+    scenes = [ScenePlan(index=i, prompt=f"scene {i}", num_frames=8, seed=i) for i in range(3)]
+    tuned = TuningStep.skipped("not rare")
+    merged = merge_scenes(scenes, [SceneUpdate(index=1, steps={"tuning": tuned})])
+    assert merged[1].tuning == tuned and merged[0] is scenes[0] and merged[2] is scenes[2]
+    assert scenes[1].tuning != tuned  # the old list is untouched
+    assert merge_scenes(scenes, scenes[:1]) == scenes[:1]  # a list of scenes is the new plan

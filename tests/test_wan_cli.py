@@ -63,3 +63,12 @@ def test_generate_on_unsampled_family_names_it(home, tmp_path, pipeline, name):
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert name in text and "unet/" not in text
+
+
+def test_plan_on_wan_names_the_flow_sampler_and_shift(home, tiny_wan_dir):
+    args = ["plan", PROMPT, "--model", str(tiny_wan_dir), "--steps", "4", "--frames", "9", "--json"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    sampling = json.loads(result.output)["scenes"][0]["sampling"]
+    assert sampling["family"] == "Wan 2.1" and sampling["flow_shift"] == 7.0
+    assert sampling["reason"].startswith("Wan 2.1 flow matching (FlowMatchEulerDiscreteScheduler, shift 7)")

@@ -30,8 +30,9 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
         peak = max(peak, memory)
         sampling = SamplingStep(
             status="planned",
-            reason=f"DDIM, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}",
+            reason=f"{_sampler(info)}, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}",
             model=info.model_id,
+            **({"family": info.family, "flow_shift": info.flow_shift} if info.flow_shift is not None else {}),
             num_frames=request.num_frames,
             num_inference_steps=request.num_inference_steps,
             guidance_scale=request.guidance_scale,
@@ -50,3 +51,10 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
         notes="rough: within a factor of about two",
     )
     return {"scenes": scenes, "estimates": estimates}
+
+
+def _sampler(info) -> str:
+    """How the model samples, as the plan says it: DDIM, or the family's flow matching and shift."""
+    if info.flow_shift is None:
+        return "DDIM"
+    return f"{info.family} flow matching ({info.scheduler_class}, shift {info.flow_shift:g})"
