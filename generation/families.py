@@ -68,6 +68,7 @@ class Family:
 
 
 _NOT_PORTED = "not yet ported to the flow-matching loop (issue 16)"
+_FLOW_PORTED = ("hybrid", "ona")  # methods our flow-matching loop runs (issue 16)
 _NOT_SAMPLED = {m: "this family is recognised but not sampled yet" for m in METHODS}
 
 UNET3D = Family(
@@ -112,7 +113,7 @@ WAN21 = Family(
     default_steps=50,
     default_guidance=5.0,
     flow_shift=5.0,
-    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
+    unsupported={m: _NOT_PORTED for m in METHODS if m not in _FLOW_PORTED},
 )
 WAN22 = Family(
     name="Wan 2.2 (two experts)",
@@ -126,7 +127,7 @@ WAN22 = Family(
     default_steps=40,
     default_guidance=4.0,
     flow_shift=12.0,
-    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
+    unsupported={m: _NOT_PORTED for m in METHODS if m not in _FLOW_PORTED},
 )
 LTX = Family(
     name="LTX-Video",

@@ -189,7 +189,7 @@ def test_hybrid_semantics_on_the_flow_loop(tmp_path):
 
 @pytest.mark.parametrize(
     ("extra", "method"),
-    [({"lora_path": "x.safetensors"}, "motion_lora"), ({"noise": {"source": "ona", "eta": 0.5}}, "ona")],
+    [({"lora_path": "x.safetensors"}, "motion_lora"), ({"noise": {"source": "npnet", "eta": 0.5}}, "npnet")],
 )
 def test_unported_methods_are_refused_on_the_flow_path(tmp_path, extra, method):
     from generation.flow_clip import sample_flow_clip
