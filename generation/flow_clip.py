@@ -1,6 +1,8 @@
 """One clip from a flow-matching family (Wan 2.1 / 2.2), for :class:`~generation.service.GenerationService`.
 
-Hybrid semantics (POS eq. 8) and ONA (POS eq. 2-4) run on the flow loop; the
+Hybrid semantics (POS eq. 8), ONA (POS eq. 2-4) and a motion LoRA (Search-T2V
+§4.3 / VMC, on the transformer's self-attention, applied for the clip and
+removed after) run on the flow loop; the
 other methods of the papers are not yet ported, and a request that asks for
 one is refused with the family's reason (never silently sampled without it).
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from generation.adapters import applied_lora
 from generation.families import Family
 from generation.hybrid import hybrid_conditioning, rewrite_steps
 from generation.inversion_cache import InversionCache
@@ -122,6 +125,7 @@ def sample_flow_clip(
         latents = torch.randn(shape, generator=generator)  # ε: the first draw, whatever the noise source
         noise_details = {"source": "random"}
         if request.noise.source == "ona" and request.noise.eta > 0:
+            # Before the LoRA goes in: a cached inversion belongs to the base model alone.
             latents, noise_details = _ona_noise(model, request, latents, inversions)
         latents = latents.to(model.device)
         steps = request.num_inference_steps
@@ -130,6 +134,8 @@ def sample_flow_clip(
         if m > 0:
             rewritten = model.encode_prompt([request.rewritten_prompt], max_sequence_length)
             conditioning = hybrid_conditioning(rewritten, prompt, steps, request.gamma)
+    # The LoRA goes in outside inference mode (its weights are parameters) and comes out after sampling.
+    with applied_lora(model.transformer, request.lora_path, request.lora_scale), torch.inference_mode():
         latents = model.sample(
             conditioning, negative, latents, steps, request.guidance_scale, callback=callback
         )
@@ -145,6 +151,7 @@ def sample_flow_clip(
             "rewrite_steps": m,
             **({"gamma": request.gamma} if m else {}),
             "sampler": "flow",
+            **({"lora": request.lora_path, "lora_scale": request.lora_scale} if request.lora_path else {}),
             "flow_shift": model.flow_shift,
         },
     )
