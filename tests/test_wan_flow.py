@@ -277,3 +277,24 @@ def test_motion_tuning_refuses_wan22_two_experts(tmp_path):
     )
     with pytest.raises(ReelgraphError, match="each need"):
         tuning_target(model, torch.zeros((1, 3, 5, 16, 16)), "a ball rolls")
+
+
+def test_readme_support_table_equals_the_registry():
+    from pathlib import Path
+
+    from generation.families import support_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start, end = "<!-- families:start -->\n", "\n<!-- families:end -->"
+    assert start in readme and end in readme
+    copy = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert copy == support_table(), "README's table is stale: paste generation.families.support_table()"
+
+
+def test_wan22_ti2v_is_recognised_and_refused_by_name():
+    from generation.families import WAN22_TI2V
+
+    family = family_of_index({"_class_name": "WanPipeline", "expand_timesteps": True, "boundary_ratio": None})
+    assert family is WAN22_TI2V and not family.sampleable
+    with pytest.raises(ReelgraphError, match="16x16"):
+        family.refuse("ona")
