@@ -298,3 +298,23 @@ def test_wan22_ti2v_is_recognised_and_refused_by_name():
     assert family is WAN22_TI2V and not family.sampleable
     with pytest.raises(ReelgraphError, match="16x16"):
         family.refuse("ona")
+
+
+def test_wan22_inversion_uses_each_expert_on_its_side_of_the_boundary(tmp_path):
+    """ONA on Wan 2.2: the low-noise expert inverts below boundary_ratio · 1000, the high-noise one above."""
+    from generation.model_info import read_model_info
+
+    folder = save_tiny_wan(tmp_path / "wan", two_experts=True)
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    model.info = read_model_info(folder)
+    calls = []
+    for name, module in (("high", model.transformer), ("low", model.transformer_2)):
+        module.register_forward_hook(lambda _m, inputs, _o, name=name: calls.append(name))
+    clip = torch.rand((1, 3, 5, 16, 16), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    eps_inv = model.invert_clips(clip, 6)
+    assert eps_inv.shape == (1, 16, 2, 2, 2) and eps_inv.dtype == torch.float32
+    scheduler = model.make_scheduler()
+    scheduler.set_timesteps(6)
+    sigmas = scheduler.sigmas.flip(0)[:-1]  # the σ each inversion step evaluates at, 0 upwards
+    assert calls == ["high" if s * 1000 >= 875 else "low" for s in sigmas.tolist()]
+    assert calls[0] == "low" and calls[-1] == "high"
