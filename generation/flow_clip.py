@@ -2,9 +2,9 @@
 
 Hybrid semantics (POS eq. 8), ONA (POS eq. 2-4) and a motion LoRA (Search-T2V
 §4.3 / VMC, on the transformer's self-attention, applied for the clip and
-removed after) run on the flow loop; the
-other methods of the papers are not yet ported, and a request that asks for
-one is refused with the family's reason (never silently sampled without it).
+removed after) run on the flow loop; the other methods of the papers are not
+yet ported, and a request that asks for one is refused with the family's
+reason (never silently sampled without it).
 
 ONA on a flow: the sampler starts at σ = 1, where ``x_σ = (1 − σ) x₀ + σ ε``
 is pure noise ``ε`` (no ``√ᾱ`` signal scale as in DDPM), so the start must be
