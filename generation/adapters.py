@@ -17,6 +17,15 @@ Where the temporal attention lives:
 Both temporal blocks use two self-attentions (``attn2`` has no text), so
 ``attn1`` and ``attn2`` are both motion.
 
+A video transformer (``WanTransformer3DModel``) has no separate temporal
+layers: each block's self-attention ``blocks.N.attn1`` attends over the
+tokens of all latent frames at once, so it is the only place where frames
+exchange information, and motion is learnt there
+(:func:`transformer_target_pattern`: ``attn1.to_q / to_k / to_v / to_out.0``;
+``to_out`` too, because the joint attention's output projection is the
+path every frame-to-frame mix leaves by). ``attn2`` is cross-attention to
+the text: adapting it would learn the prompt's appearance, not motion.
+
 A LoRA file is safetensors: the peft state dict (keys without the adapter
 name) and, in the metadata, the peft settings needed to inject it again.
 """
@@ -27,6 +36,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +54,17 @@ DEFAULT_PROJECTIONS: tuple[str, ...] = (
     "attn2.to_k",
     "attn2.to_v",
 )
+TRANSFORMER_SELF_ATTENTION: tuple[str, ...] = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")
 LORA_FORMAT = "reelgraph-temporal-lora/1"
+
+
+def transformer_target_pattern(projections: Sequence[str] = TRANSFORMER_SELF_ATTENTION) -> str:
+    """A regex for the self-attention projections of a video transformer's blocks (``blocks.N.attn1.*``)."""
+    if not projections:
+        raise ReelgraphError(
+            "No LoRA target projections were given.", fix="name at least one, e.g. attn1.to_q."
+        )
+    return rf"blocks\.\d+\.(?:{'|'.join(re.escape(p) for p in projections)})"
 
 
 def temporal_target_pattern(
@@ -223,10 +243,63 @@ def unet_noise(
 ) -> torch.Tensor:
     """``ε_θ(z_t, t, c)`` of a video UNet on ``(B, C, F, h, w)`` latents and ``(B, L, D)`` context.
 
+    A flow transformer (``WanTransformer3DModel``) returns its velocity
+    ``v = ε − x₀`` instead, at ``t = σ · num_train_timesteps``.
     ``UNetMotionModel`` runs its spatial layers per frame and wants one
     context per frame ``(B·F, L, D)``; ``UNet3DConditionModel`` repeats the
     context itself.
     """
+    if type(unet).__name__ == "WanTransformer3DModel":
+        return unet(
+            hidden_states=latents.to(unet.dtype), timestep=t, encoder_hidden_states=context, return_dict=False
+        )[0]
     if type(unet).__name__ == "UNetMotionModel":
         context = context.repeat_interleave(latents.shape[2], dim=0)
     return unet(latents, t, encoder_hidden_states=context, return_dict=False)[0]
+
+
+@dataclass
+class TuningTarget:
+    """What motion distillation trains on, for one model: network, schedule, latents, context, LoRA targets."""
+
+    network: torch.nn.Module  # a video UNet, or a flow transformer
+    scheduler: Any
+    latents: torch.Tensor  # (1, C, F, h, w) clean latents of the keyframes
+    context: torch.Tensor  # (1, L, D) the training prompt's text states
+    pattern: str | None  # LoRA targets; None: the tuning config's temporal-attention pattern
+    scope: contextlib.AbstractContextManager
+
+
+def tuning_target(model, video: torch.Tensor, prompt: str) -> TuningTarget:
+    """The :class:`TuningTarget` of keyframes ``(1, 3, F, H, W)`` in [-1, 1] for ``model``.
+
+    A UNet model trains its temporal attention under :meth:`denoising`; a Wan
+    model (Search-T2V §4.3 carried to a transformer) its blocks' self-attention
+    over latent frames, with the flow-matching scheduler; Wan 2.2 is refused
+    (two experts, one LoRA).
+    """
+    from generation.wan_backend import WanModel
+
+    if isinstance(model, WanModel):
+        model.family.refuse("motion_lora")
+        with torch.no_grad():
+            latents = model.encode_video(video)
+        tokens = model.info.max_prompt_tokens if model.info is not None else 512
+        context = model.encode_prompt([prompt], tokens)
+        return TuningTarget(
+            model.transformer,
+            model.make_scheduler(),
+            latents,
+            context,
+            transformer_target_pattern(),
+            contextlib.nullcontext(),
+        )
+    video = video.to(model.device, model.dtype)
+    return TuningTarget(
+        model.unet,
+        model.make_scheduler(),
+        model.encode_video(video),
+        model.encode_prompt([prompt]).embeds,
+        None,
+        model.denoising(),
+    )

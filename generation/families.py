@@ -68,6 +68,11 @@ class Family:
 
 
 _NOT_PORTED = "not yet ported to the flow-matching loop (issue 16)"
+_FLOW_PORTED = ("hybrid", "ona", "motion_lora")  # methods our flow-matching loop runs (issue 16)
+_TWO_EXPERT_LORA = (
+    "a motion LoRA is tuned on one transformer; Wan 2.2's high- and low-noise experts would each need "
+    "their own (not done yet)"
+)
 _NOT_SAMPLED = {m: "this family is recognised but not sampled yet" for m in METHODS}
 
 UNET3D = Family(
@@ -112,7 +117,7 @@ WAN21 = Family(
     default_steps=50,
     default_guidance=5.0,
     flow_shift=5.0,
-    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
+    unsupported={m: _NOT_PORTED for m in METHODS if m not in _FLOW_PORTED},
 )
 WAN22 = Family(
     name="Wan 2.2 (two experts)",
@@ -126,7 +131,28 @@ WAN22 = Family(
     default_steps=40,
     default_guidance=4.0,
     flow_shift=12.0,
-    unsupported={m: _NOT_PORTED for m in METHODS if m != "hybrid"},
+    unsupported={
+        **{m: _NOT_PORTED for m in METHODS if m not in _FLOW_PORTED},
+        "motion_lora": _TWO_EXPERT_LORA,
+    },
+)
+WAN22_TI2V = Family(
+    name="Wan 2.2 TI2V (5B)",
+    pipeline_classes=("WanPipeline",),
+    sampler=None,
+    latent_channels=48,
+    spatial_compression=16,
+    temporal_compression=4,
+    text_encoder="UMT5EncoderModel",
+    max_prompt_tokens=512,
+    default_steps=50,
+    default_guidance=5.0,
+    flow_shift=5.0,
+    unsupported={
+        m: "recognised, not sampled yet: its 16x16 VAE (48 channels) and per-token timesteps "
+        "(model_index expand_timesteps) are not in our flow loop"
+        for m in METHODS
+    },
 )
 LTX = Family(
     name="LTX-Video",
@@ -156,8 +182,26 @@ COGVIDEOX = Family(
     flow_shift=None,
     unsupported=_NOT_SAMPLED,
 )
-FAMILIES = (UNET3D, ANIMATEDIFF, WAN21, WAN22, LTX, COGVIDEOX)
+FAMILIES = (UNET3D, ANIMATEDIFF, WAN21, WAN22, WAN22_TI2V, LTX, COGVIDEOX)
 _OTHER_VIDEO_PIPELINES = ("HunyuanVideoPipeline", "MochiPipeline", "AllegroPipeline", "LattePipeline")
+
+
+def support_table() -> str:
+    """The method-support table of every family, as Markdown (README's copy is kept equal by a test)."""
+    header = ["family", "sampler", *METHODS]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for family in FAMILIES:
+        cells = [family.name, family.sampler or "not sampled"]
+        cells += ["yes" if family.sampleable and family.supports(m) else "no" for m in METHODS]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def support_summary() -> str:
+    """One line per family for ``doctor``: sampled (with which loop) or recognised only."""
+    sampled = [f"{f.name} ({f.sampler})" for f in FAMILIES if f.sampleable]
+    recognised = [f.name for f in FAMILIES if not f.sampleable]
+    return f"sampled: {', '.join(sampled)}; recognised, not sampled: {', '.join(recognised)}"
 
 
 def family_named(name: str | None) -> Family:
@@ -173,6 +217,8 @@ def family_of_index(index: dict) -> Family:
     """The family a ``model_index.json`` describes (raises for one we do not know)."""
     pipeline = index.get("_class_name", "?")
     if pipeline == "WanPipeline":
+        if index.get("expand_timesteps"):
+            return WAN22_TI2V
         two_experts = index.get("boundary_ratio") is not None and (index.get("transformer_2") or [None])[0]
         return WAN22 if two_experts else WAN21
     for family in FAMILIES:

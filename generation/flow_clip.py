@@ -1,8 +1,17 @@
 """One clip from a flow-matching family (Wan 2.1 / 2.2), for :class:`~generation.service.GenerationService`.
 
-Hybrid semantics (POS eq. 8) runs on the flow loop; the other methods of the
-papers are not yet ported, and a request that asks for one is refused with
-the family's reason (never silently sampled without it).
+Hybrid semantics (POS eq. 8), ONA (POS eq. 2-4) and a motion LoRA (Search-T2V
+§4.3 / VMC, on the transformer's self-attention, applied for the clip and
+removed after) run on the flow loop; the other methods of the papers are not
+yet ported, and a request that asks for one is refused with the family's
+reason (never silently sampled without it).
+
+ONA on a flow: the sampler starts at σ = 1, where ``x_σ = (1 − σ) x₀ + σ ε``
+is pure noise ``ε`` (no ``√ᾱ`` signal scale as in DDPM), so the start must be
+unit-variance like ``ε``. The cached ``ε_inv`` is the inverted pool clip at
+σ = 1, and eq. 4's ``ε/√(1+η²) + η·ε_inv/√(1+η²)`` has variance
+``(1 + η² Var ε_inv)/(1 + η²)``: exactly 1 when ``ε_inv`` is unit-variance,
+as for DDIM. The manifest records ``ε_inv``'s std, so a departure is seen.
 """
 
 from __future__ import annotations
@@ -12,8 +21,11 @@ from pathlib import Path
 
 import torch
 
+from generation.adapters import applied_lora
 from generation.families import Family
 from generation.hybrid import hybrid_conditioning, rewrite_steps
+from generation.inversion_cache import InversionCache
+from generation.ona import cached_inversion, mix_noise
 from generation.sampling import StepCallback
 from generation.wan_backend import WanModel
 from reelgraph.contracts.clips import ClipRequest, ClipResult
@@ -47,6 +59,40 @@ def check_flow_frames(family: Family, num_frames: int) -> None:
     )
 
 
+def _ona_noise(
+    model: WanModel, request: ClipRequest, eps: torch.Tensor, inversions: InversionCache | None
+) -> tuple[torch.Tensor, dict]:
+    """POS eq. 4 on the flow path: ``ε`` mixed with the pool clip's cached flow inversion by η."""
+    spec = request.noise
+    if not spec.video_id or not spec.video:
+        raise ReelgraphError("ONA noise was asked for without a pool video.", fix="plan the scene again.")
+    if inversions is None or model.info is None:
+        raise ReelgraphError(
+            "ONA noise needs the inversion cache and the model's description.",
+            fix="sample through the generation service.",
+        )
+    started = time.perf_counter()
+    eps_inv, hit = cached_inversion(
+        model, inversions, spec.video_id, spec.video, request.num_inference_steps, request.num_frames
+    )
+    if eps_inv.shape != eps.shape:
+        raise ReelgraphError(
+            f"The ona noise has shape {tuple(eps_inv.shape)}, the clip needs {tuple(eps.shape)}.",
+            why="the inversion was made for another clip size.",
+            fix="re-run `index invert` for this model.",
+        )
+    details = {
+        "source": "ona",
+        "video_id": spec.video_id,
+        "eta": spec.eta,
+        "cache": "hit" if hit else "miss",
+        "inversion": "flow",
+        "eps_inv_std": round(eps_inv.float().std().item(), 4),
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+    return mix_noise(eps, eps_inv, spec.eta), details
+
+
 def sample_flow_clip(
     model: WanModel,
     request: ClipRequest,
@@ -56,8 +102,13 @@ def sample_flow_clip(
     max_sequence_length: int,
     extension: object | None = None,
     callback: StepCallback | None = None,
+    inversions: InversionCache | None = None,
 ) -> ClipResult:
-    """Denoise one clip with our flow loop and save its latents ``(1, C, f, h, w)`` (safetensors)."""
+    """Denoise one clip with our flow loop and save its latents ``(1, C, f, h, w)`` (safetensors).
+
+    ONA noise reads the pool video's inversion from ``inversions`` (inverting
+    it once on a miss, then caching it), as on the DDIM path.
+    """
     from safetensors.torch import save_file
 
     from reelgraph.atomic import atomic_path
@@ -71,13 +122,20 @@ def sample_flow_clip(
         negative = model.encode_prompt([request.negative_prompt], max_sequence_length)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         shape = model.latent_shape(1, request.num_frames, height, width)
-        latents = torch.randn(shape, generator=generator).to(model.device)
+        latents = torch.randn(shape, generator=generator)  # ε: the first draw, whatever the noise source
+        noise_details = {"source": "random"}
+        if request.noise.source == "ona" and request.noise.eta > 0:
+            # Before the LoRA goes in: a cached inversion belongs to the base model alone.
+            latents, noise_details = _ona_noise(model, request, latents, inversions)
+        latents = latents.to(model.device)
         steps = request.num_inference_steps
         m = rewrite_steps(steps, request.gamma) if request.rewritten_prompt else 0
         conditioning = prompt
         if m > 0:
             rewritten = model.encode_prompt([request.rewritten_prompt], max_sequence_length)
             conditioning = hybrid_conditioning(rewritten, prompt, steps, request.gamma)
+    # The LoRA goes in outside inference mode (its weights are parameters) and comes out after sampling.
+    with applied_lora(model.transformer, request.lora_path, request.lora_scale), torch.inference_mode():
         latents = model.sample(
             conditioning, negative, latents, steps, request.guidance_scale, callback=callback
         )
@@ -89,10 +147,11 @@ def sample_flow_clip(
         seed=request.seed,
         seconds=time.perf_counter() - started,
         details={
-            "noise": {"source": "random"},
+            "noise": noise_details,
             "rewrite_steps": m,
             **({"gamma": request.gamma} if m else {}),
             "sampler": "flow",
+            **({"lora": request.lora_path, "lora_scale": request.lora_scale} if request.lora_path else {}),
             "flow_shift": model.flow_shift,
         },
     )

@@ -22,4 +22,6 @@ def load_flow_model(settings, info: ModelInfo):
         )
     _quiet_libraries()
     device = resolve_device(settings.device)
-    return load_wan_model(Path(info.path), device, resolve_dtype(settings.dtype, device))
+    model = load_wan_model(Path(info.path), device, resolve_dtype(settings.dtype, device))
+    model.info = info  # ONA's inversion cache is keyed by the folder's weights hash and clip size
+    return model

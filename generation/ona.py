@@ -9,7 +9,9 @@
   then centre-cropped to ``H x W``. Toy pool videos are already 32x32, so for
   the toy model this is the identity.
 * :func:`invert_clips`: ``ε_inv = INV(E(v*), t, ∅)|_{t=0}^{T-1}``: VAE
-  posterior mean, then DDIM inversion with the empty prompt and no guidance.
+  posterior mean, then DDIM inversion with the empty prompt and no guidance;
+  a flow-matching model (Wan) brings its own ``invert_clips``: flow-ODE
+  inversion from σ = 0 to σ = 1 (:mod:`generation.flow_inversion`).
 * :func:`mix_noise`: eq. 4, ``ε_mix = ε/√(1+η²) + η·ε_inv/√(1+η²)``.
 * :func:`cached_inversion`: the request path. It reads the inversion cache
   and inverts only on a miss (once: the result is cached).
@@ -81,8 +83,13 @@ def invert_clips(
 ) -> torch.Tensor:
     """``ε_inv`` of clips ``(B, 3, F, H, W)`` in [-1, 1]: VAE encode, then DDIM inversion with ``∅`` (POS §4.1).
 
-    Returns ``(B, C, F, h, w)`` float32 on the CPU.
+    Returns ``(B, C, F, h, w)`` float32 on the CPU. A flow-matching model
+    (:class:`~generation.wan_backend.WanModel`) inverts with its own method.
     """
+    from generation.wan_backend import WanModel
+
+    if isinstance(model, WanModel):
+        return model.invert_clips(clips, num_steps)
     latents = model.encode_video(clips)
     empty = model.encode_prompt([""] * clips.shape[0]).embeds
     with model.denoising():

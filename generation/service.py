@@ -198,6 +198,7 @@ class GenerationService:
             info.max_prompt_tokens,
             extension,
             on_step,
+            inversions=self.inversions,
         )
 
     # -- POS's stores ------------------------------------------------------------------------

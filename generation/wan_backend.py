@@ -6,6 +6,11 @@ real checkpoint and our tiny test folders take the same path. The prompt is
 encoded as ``WanPipeline`` does: padded to ``max_sequence_length`` with an
 attention mask, the encoder's states past each prompt's length zeroed.
 Latents are normalised with the VAE's ``latents_mean`` / ``latents_std``.
+
+ONA (POS eq. 2-4) on this path: :meth:`WanModel.invert_clips` encodes a pool
+clip (posterior mean, normalised) and runs the flow ODE forwards from σ = 0 to
+σ = 1 (:func:`generation.flow_inversion.flow_invert`) with the empty prompt
+and no guidance, as DDIM inversion does on the UNet path.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pathlib import Path
 import torch
 
 from generation.families import WAN22, Family, family_of
+from generation.flow_inversion import flow_invert
 from generation.flow_sampling import Expert, flow_sample
+from generation.model_info import ModelInfo
 from generation.sampling import Conditioning, StepCallback
 
 
@@ -48,6 +55,9 @@ class WanModel:
     boundary_ratio: float | None
     device: torch.device
     dtype: torch.dtype
+    info: ModelInfo | None = (
+        None  # set by generation.flow_loaders: the folder's hash keys the inversion cache
+    )
 
     @property
     def flow_shift(self) -> float | None:
@@ -89,6 +99,13 @@ class WanModel:
             return None
         return self.boundary_ratio * scheduler.config.num_train_timesteps
 
+    def _experts(self, guidance_scale: float, guidance_scale_2: float | None = None) -> tuple[Expert, ...]:
+        experts = [Expert(_transformer_velocity(self.transformer), guidance_scale)]
+        if self.transformer_2 is not None:
+            scale_2 = guidance_scale if guidance_scale_2 is None else guidance_scale_2
+            experts.append(Expert(_transformer_velocity(self.transformer_2), scale_2))
+        return tuple(experts)
+
     @torch.no_grad()
     def sample(
         self,
@@ -100,13 +117,9 @@ class WanModel:
         guidance_scale_2: float | None = None,
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
-        experts = [Expert(_transformer_velocity(self.transformer), guidance_scale)]
-        if self.transformer_2 is not None:
-            scale_2 = guidance_scale if guidance_scale_2 is None else guidance_scale_2
-            experts.append(Expert(_transformer_velocity(self.transformer_2), scale_2))
         scheduler = self.make_scheduler()
         return flow_sample(
-            tuple(experts),
+            self._experts(guidance_scale, guidance_scale_2),
             scheduler,
             latents,
             prompt_embeds,
@@ -115,6 +128,44 @@ class WanModel:
             boundary_timestep=self.boundary_timestep(scheduler),
             callback=callback,
         )
+
+    @torch.no_grad()
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, F, H, W)`` video in [-1, 1] to normalised latents ``(B, C, f, h, w)``, ``f = (F − 1)/4 + 1``.
+
+        The posterior mean (so one video always gives one inversion), then
+        ``(z − latents_mean) / latents_std``: the inverse of :meth:`decode_latents`.
+        """
+        config = self.vae.config
+        shape = (1, config.z_dim, 1, 1, 1)
+        z = self.vae.encode(video.to(self.device, self.vae.dtype)).latent_dist.mode()
+        mean = torch.tensor(config.latents_mean).view(shape).to(z)
+        std = torch.tensor(config.latents_std).view(shape).to(z)
+        return ((z - mean) / std).to(self.dtype)
+
+    @torch.no_grad()
+    def invert_clips(self, clips: torch.Tensor, num_steps: int) -> torch.Tensor:
+        """ONA's ``ε_inv`` (POS §4.1) of clips ``(B, 3, F, H, W)``: encode, then flow-ODE inversion with ``∅``.
+
+        Guidance off (one velocity call per step), on the sampler's own shifted
+        σ grid of ``num_steps`` steps, so our sampler walks the same σ back.
+        Returns ``(B, C, f, h, w)`` float32 on the CPU: the state at σ = 1,
+        the flow's pure-noise end, which the sampler starts from.
+        """
+        latents = self.encode_video(clips)
+        max_tokens = self.info.max_prompt_tokens if self.info is not None else 512
+        empty = self.encode_prompt([""] * clips.shape[0], max_tokens)
+        scheduler = self.make_scheduler()
+        eps_inv = flow_invert(
+            self._experts(1.0),
+            scheduler,
+            latents,
+            empty,
+            None,
+            num_steps,
+            boundary_timestep=self.boundary_timestep(scheduler),
+        )
+        return eps_inv.float().cpu()
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:

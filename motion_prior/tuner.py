@@ -428,18 +428,24 @@ class MotionTuner:
             )
         if model.info.weights_hash != job.weights_hash:
             raise ReelgraphError("The model changed since the plan was made.", fix="plan again.")
-        video = keyframes_to_tensor(keyframes.frames).to(model.device, model.dtype)
-        latents = model.encode_video(video)
-        context = model.encode_prompt([job.training_prompt]).embeds
+        from generation.adapters import tuning_target
+
+        target = tuning_target(model, keyframes_to_tensor(keyframes.frames), job.training_prompt)
         hook = progress
         if hook is None and self.progress is not None:
 
             def hook(step: int, steps: int, loss: float) -> None:
                 self.progress("tuning", step, steps)
 
-        with model.denoising():
+        with target.scope:
             state, result = distill_motion(
-                model.unet, model.make_scheduler(), latents, context, job.config, progress=hook
+                target.network,
+                target.scheduler,
+                target.latents,
+                target.context,
+                job.config,
+                progress=hook,
+                pattern=target.pattern,
             )
         seconds = time.perf_counter() - started
         record = {
@@ -451,7 +457,7 @@ class MotionTuner:
             "modules": len(result.modules),
             "trainable_parameters": result.trainable_parameters,
         }
-        path = self.cache.store(job.key, state, lora_settings(job.config), record)
+        path = self.cache.store(job.key, state, lora_settings(job.config, target.pattern), record)
         return TuningOutcome(
             key=job.key,
             lora_path=str(path),

@@ -14,6 +14,13 @@ so only how noise changes from frame to frame is learnt, not what each
 frame looks like: the motion, not the appearance. For a v-prediction model
 the target is the velocity instead of ``ε``.
 
+On a flow-matching transformer (Wan) the same loss runs over latent frames
+(each one 4 video frames after the first): ``z_σ = (1 − σ) z_0 + σ ε`` with
+σ drawn on the sampler's shifted grid, ``σ = s·u / (1 + (s − 1) u)`` for
+``u ~ U(timestep_range)`` and flow shift ``s``, and the target is the
+velocity ``v = ε − z_0``, so ``δv^n = δε^n − δz_0^n``. The LoRA sits on the
+blocks' self-attention (:func:`generation.adapters.transformer_target_pattern`).
+
 LoRAs live in a content-addressed cache, ``<home>/cache/lora/<key>.safetensors``
 with a ``<key>.json`` record beside it, keyed by the model's weights hash, the
 video (id and content hash), the keyframes (span, crop), the training prompt
@@ -140,6 +147,25 @@ def init_lora_weights(unet, generator) -> list:
     return params
 
 
+def is_flow_scheduler(scheduler) -> bool:
+    """Whether ``scheduler`` integrates a flow ODE (``FlowMatch*``, or UniPC with flow sigmas)."""
+    return "FlowMatch" in type(scheduler).__name__ or bool(scheduler.config.get("use_flow_sigmas"))
+
+
+def _flow_draw(scheduler, z0, config: TuningConfig, generator):
+    """``(z_σ, t, v)`` for one flow-matching draw: σ on the shifted grid, ``t = σ·T``, ``v = ε − z_0``."""
+    import torch
+
+    shift = float(scheduler.config.get("flow_shift") or scheduler.config.get("shift") or 1.0)
+    low, high = config.timestep_range
+    u = low + (high - low) * torch.rand((z0.shape[0],), generator=generator)
+    sigma = shift * u / (1 + (shift - 1) * u)
+    noise = torch.randn(z0.shape, generator=generator).to(z0.device, z0.dtype)
+    s = sigma.to(z0.device, z0.dtype).view(-1, 1, 1, 1, 1)
+    t = (sigma * scheduler.config.num_train_timesteps).to(z0.device)
+    return (1 - s) * z0 + s * noise, t, noise - z0
+
+
 def distill_motion(
     unet,
     scheduler,
@@ -147,13 +173,16 @@ def distill_motion(
     context,
     config: TuningConfig,
     progress: LossHook | None = None,
+    pattern: str | None = None,
 ) -> tuple[dict, DistillResult]:
     """Train a temporal LoRA on clean latents ``(1, C, F, h, w)`` with context ``(1, L, D)`` (eq. 10).
 
-    ``scheduler`` supplies the noise schedule (``add_noise``, and
-    ``get_velocity`` for v-prediction). The LoRA is removed from ``unet``
-    before returning, so the UNet ends as it began; returns the adapter's
-    state dict (float32, CPU) and the loss curve.
+    ``scheduler`` supplies the noise schedule (``alphas_cumprod`` for a
+    DDPM-family model; a flow-matching scheduler's shift for a flow
+    transformer, whose target is the velocity). ``pattern`` overrides the
+    config's temporal-attention targets (a transformer's self-attention).
+    The LoRA is removed from ``unet`` before returning, so the network ends
+    as it began; returns the adapter's state dict (float32, CPU) and the loss curve.
     """
     import torch
 
@@ -165,8 +194,9 @@ def distill_motion(
     num_train = int(scheduler.config.num_train_timesteps)
     low = round(config.timestep_range[0] * (num_train - 1))
     high = max(low + 1, round(config.timestep_range[1] * (num_train - 1)) + 1)
-    prediction = scheduler.config.get("prediction_type", "epsilon")
-    if prediction not in ("epsilon", "v_prediction"):
+    flow = is_flow_scheduler(scheduler)
+    prediction = "flow" if flow else scheduler.config.get("prediction_type", "epsilon")
+    if not flow and prediction not in ("epsilon", "v_prediction"):
         from reelgraph.errors import ReelgraphError
 
         raise ReelgraphError(
@@ -175,9 +205,9 @@ def distill_motion(
     batch = config.batch_size
     z0 = latents.expand(batch, *latents.shape[1:])
     ctx = context.expand(batch, *context.shape[1:])
-    alphas = scheduler.alphas_cumprod.to(device)
+    alphas = None if flow else scheduler.alphas_cumprod.to(device)
     was_checkpointing = bool(getattr(unet, "gradient_checkpointing", False))
-    modules = inject_lora(unet, config.rank, config.lora_alpha, config.target_pattern())
+    modules = inject_lora(unet, config.rank, config.lora_alpha, pattern or config.target_pattern())
     try:
         params = init_lora_weights(unet, generator)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -185,12 +215,15 @@ def distill_motion(
             unet.enable_gradient_checkpointing()
         losses = []
         for step in range(config.steps):
-            t = torch.randint(low, high, (batch,), generator=generator)
-            noise = torch.randn(z0.shape, generator=generator).to(device, z0.dtype)
-            t = t.to(device)
-            a = alphas[t].to(z0.dtype).view(batch, 1, 1, 1, 1)
-            noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
-            target = noise if prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * z0
+            if flow:
+                noisy, t, target = _flow_draw(scheduler, z0, config, generator)
+            else:
+                t = torch.randint(low, high, (batch,), generator=generator)
+                noise = torch.randn(z0.shape, generator=generator).to(device, z0.dtype)
+                t = t.to(device)
+                a = alphas[t].to(z0.dtype).view(batch, 1, 1, 1, 1)
+                noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
+                target = noise if prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * z0
             with torch.enable_grad():
                 pred = unet_noise(unet, noisy, t, ctx)
                 loss = vmc_loss(pred, target)
@@ -288,9 +321,9 @@ def estimate_tuning_seconds(info, config: TuningConfig, num_frames: int, device:
     return config.steps * per_step + num_frames * info.height * info.width * 3e-6
 
 
-def lora_settings(config: TuningConfig) -> dict[str, Any]:
+def lora_settings(config: TuningConfig, pattern: str | None = None) -> dict[str, Any]:
     """What :func:`generation.adapters.applied_lora` needs to inject the adapter again."""
-    return {"rank": config.rank, "alpha": config.lora_alpha, "pattern": config.target_pattern()}
+    return {"rank": config.rank, "alpha": config.lora_alpha, "pattern": pattern or config.target_pattern()}
 
 
 def keyframes_to_tensor(frames: np.ndarray):

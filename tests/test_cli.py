@@ -247,6 +247,9 @@ def test_doctor_reports_each_check(home, tiny_model_dir, monkeypatch):
     assert {"packages", "device", "model", "data dir", "chroma"} <= set(checks)
     assert checks["model"]["status"] == "ok" and "UNet3DConditionModel" in checks["model"]["detail"]
     assert checks["data dir"]["status"] == "ok"
+    families = checks["model families"]["detail"]
+    assert "Wan 2.1 (flow)" in families and "UNet3D text-to-video (ddim)" in families
+    assert families.index("recognised, not sampled") < families.index("LTX-Video")
 
 
 def test_doctor_reports_a_bad_model_as_a_row(home, monkeypatch):

@@ -72,3 +72,41 @@ def test_plan_on_wan_names_the_flow_sampler_and_shift(home, tiny_wan_dir):
     sampling = json.loads(result.output)["scenes"][0]["sampling"]
     assert sampling["family"] == "Wan 2.1" and sampling["flow_shift"] == 7.0
     assert sampling["reason"].startswith("Wan 2.1 flow matching (FlowMatchEulerDiscreteScheduler, shift 7)")
+
+
+def test_index_invert_then_generate_with_ona_on_wan(tiny_wan_dir, tmp_path):
+    """ONA on the flow path: `index invert` caches flow-ODE inversions keyed per model, `generate` mixes one."""
+    from memory.store import MemoryStore
+
+    home = str(tmp_path / "home")
+
+    def invoke(*args):
+        result = CliRunner().invoke(cli.app, ["--home", home, *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    invoke("index", "toy", "--n", "2", "--json")
+    model = ["--model", str(tiny_wan_dir), "--steps", "3"]
+    first = invoke("index", "invert", *model, "--json")
+    assert first["inverted"] == 2 and first["failed"] == 0
+    again = invoke("index", "invert", *model, "--json")
+    assert again["inverted"] == 0 and again["cached"] == 2  # off the request path, once
+    files = list((tmp_path / "home" / "cache" / "inversions").rglob("*.safetensors"))
+    assert len(files) == 2 and all(f.parent.name == "s3-f13-16x16" for f in files)
+
+    from safetensors.torch import load_file
+
+    eps_inv = load_file(str(files[0]))["eps_inv"]
+    assert eps_inv.shape == (1, 16, 4, 2, 2)  # 13 frames -> (13 - 1) / 4 + 1 latent frames
+    assert eps_inv.isfinite().all()
+
+    record = next(r for page, _ in MemoryStore(home).iter_all() for r in page)
+    out = tmp_path / "run"
+    invoke("generate", record.caption, *model, "--out", str(out), "--seed", "1", "--json")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["family"] == "Wan 2.1"
+    scene = manifest["plan"]["scenes"][0]
+    assert scene["noise"]["source"] == "ona" and scene["noise"]["cache"] == "hit"  # the planner's pick
+    noise = scene["sampling"]["noise"]  # what the sampler did
+    assert noise["source"] == "ona" and noise["cache"] == "hit" and noise["video_id"] == record.id
+    assert noise["inversion"] == "flow" and noise["eps_inv_std"] > 0

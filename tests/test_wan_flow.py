@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -188,14 +189,18 @@ def test_hybrid_semantics_on_the_flow_loop(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("extra", "method"),
-    [({"lora_path": "x.safetensors"}, "motion_lora"), ({"noise": {"source": "ona", "eta": 0.5}}, "ona")],
+    ("extra", "method", "family"),
+    [
+        ({"noise": {"source": "npnet", "eta": 0.5}}, "npnet", "Wan 2.1"),
+        ({"lora_path": "x.safetensors"}, "motion_lora", "Wan 2.2"),
+    ],
 )
-def test_unported_methods_are_refused_on_the_flow_path(tmp_path, extra, method):
+def test_unported_methods_are_refused_on_the_flow_path(tmp_path, extra, method, family):
     from generation.flow_clip import sample_flow_clip
 
-    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
-    with pytest.raises(ReelgraphError, match=f"{method} is not available for Wan 2.1"):
+    folder = save_tiny_wan(tmp_path / "wan", two_experts=family == "Wan 2.2")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    with pytest.raises(ReelgraphError, match=f"{method} is not available for {re.escape(family)}"):
         sample_flow_clip(model, _request(**extra), tmp_path / "a.safetensors", 16, 16, MAX_TOKENS)
 
 
@@ -217,3 +222,99 @@ def test_flow_inversion_round_trip_converges_with_steps(tmp_path):
             back = flow_sample((expert,), model.make_scheduler(), inverted, embeds, None, steps)
             errors.append(((back - clean).norm() / clean.norm()).item())
     assert errors[1] < errors[0] / 3 and errors[1] < 0.05, errors
+
+
+def test_motion_lora_on_the_wan_transformer(tmp_path):
+    """Search-T2V §4.3 / VMC on a flow transformer: tune 2 steps on its self-attention, save, sample with it."""
+    from safetensors.torch import load_file
+
+    from generation.adapters import lora_modules, save_lora, transformer_target_pattern, tuning_target
+    from generation.flow_clip import sample_flow_clip
+    from generation.model_info import read_model_info
+    from motion_prior.tuning import TuningConfig, distill_motion, lora_settings
+
+    folder = save_tiny_wan(tmp_path / "wan")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    model.info = read_model_info(folder)
+    base = {k: v.clone() for k, v in model.transformer.state_dict().items()}
+    video = torch.rand((1, 3, 9, 16, 16), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    target = tuning_target(model, video, "a ball rolls to the right")
+    assert target.network is model.transformer and target.latents.shape == (1, 16, 3, 2, 2)  # 3 latent frames
+    pattern = transformer_target_pattern()
+    assert target.pattern == pattern
+    config = TuningConfig(steps=2, rank=2, learning_rate=1e-2)
+    with target.scope:
+        state, result = distill_motion(
+            target.network, target.scheduler, target.latents, target.context, config, pattern=target.pattern
+        )
+    assert len(result.losses) == 2 and all(0.0 <= v <= 2.0 for v in result.losses)
+    assert sorted(result.modules) == sorted(
+        f"blocks.{b}.attn1.{p}" for b in (0, 1) for p in ("to_q", "to_k", "to_v", "to_out.0")
+    )
+    assert not lora_modules(model.transformer)  # removed again
+    after = model.transformer.state_dict()
+    assert set(after) == set(base) and all(torch.equal(after[k], base[k]) for k in base)
+    assert any(v.abs().sum() > 0 for k, v in state.items() if "lora_B" in k)  # it learnt something
+    path = save_lora(tmp_path / "motion.safetensors", state, lora_settings(config, pattern))
+    assert path.is_file()
+
+    with_lora = sample_flow_clip(
+        model, _request(lora_path=str(path)), tmp_path / "a.safetensors", 16, 16, MAX_TOKENS
+    )
+    plain = sample_flow_clip(model, _request(), tmp_path / "b.safetensors", 16, 16, MAX_TOKENS)
+    assert with_lora.details["lora"] == str(path)
+    a, b = load_file(with_lora.latents_path)["latents"], load_file(plain.latents_path)["latents"]
+    assert a.isfinite().all() and not torch.equal(a, b)
+    after = model.transformer.state_dict()
+    assert set(after) == set(base) and all(torch.equal(after[k], base[k]) for k in base)
+
+
+def test_motion_tuning_refuses_wan22_two_experts(tmp_path):
+    from generation.adapters import tuning_target
+
+    model = load_wan_model(
+        save_tiny_wan(tmp_path / "wan", two_experts=True), torch.device("cpu"), torch.float32
+    )
+    with pytest.raises(ReelgraphError, match="each need"):
+        tuning_target(model, torch.zeros((1, 3, 5, 16, 16)), "a ball rolls")
+
+
+def test_readme_support_table_equals_the_registry():
+    from pathlib import Path
+
+    from generation.families import support_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start, end = "<!-- families:start -->\n", "\n<!-- families:end -->"
+    assert start in readme and end in readme
+    copy = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert copy == support_table(), "README's table is stale: paste generation.families.support_table()"
+
+
+def test_wan22_ti2v_is_recognised_and_refused_by_name():
+    from generation.families import WAN22_TI2V
+
+    family = family_of_index({"_class_name": "WanPipeline", "expand_timesteps": True, "boundary_ratio": None})
+    assert family is WAN22_TI2V and not family.sampleable
+    with pytest.raises(ReelgraphError, match="16x16"):
+        family.refuse("ona")
+
+
+def test_wan22_inversion_uses_each_expert_on_its_side_of_the_boundary(tmp_path):
+    """ONA on Wan 2.2: the low-noise expert inverts below boundary_ratio · 1000, the high-noise one above."""
+    from generation.model_info import read_model_info
+
+    folder = save_tiny_wan(tmp_path / "wan", two_experts=True)
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    model.info = read_model_info(folder)
+    calls = []
+    for name, module in (("high", model.transformer), ("low", model.transformer_2)):
+        module.register_forward_hook(lambda _m, inputs, _o, name=name: calls.append(name))
+    clip = torch.rand((1, 3, 5, 16, 16), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    eps_inv = model.invert_clips(clip, 6)
+    assert eps_inv.shape == (1, 16, 2, 2, 2) and eps_inv.dtype == torch.float32
+    scheduler = model.make_scheduler()
+    scheduler.set_timesteps(6)
+    sigmas = scheduler.sigmas.flip(0)[:-1]  # the σ each inversion step evaluates at, 0 upwards
+    assert calls == ["high" if s * 1000 >= 875 else "low" for s in sigmas.tolist()]
+    assert calls[0] == "low" and calls[-1] == "high"

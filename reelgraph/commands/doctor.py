@@ -67,6 +67,12 @@ def _model(settings: Settings) -> Check:
     )
 
 
+def _families(settings: Settings) -> Check:
+    from generation.families import support_summary
+
+    return Check("model families", "info", support_summary())
+
+
 def _hub_cache(settings: Settings) -> Check:
     try:
         from huggingface_hub import scan_cache_dir
@@ -119,6 +125,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _versions,
     _device,
     _model,
+    _families,
     _hub_cache,
     _home,
     _chroma,

@@ -199,7 +199,7 @@ def index_invert(
     chroma_url: str = ChromaUrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """DDIM-invert pool videos for ONA (POS §4.1) into the inversion cache; resumable."""
+    """Invert pool videos for ONA (POS §4.1) into the inversion cache (DDIM, or flow ODE for Wan); resumable."""
     from generation.pos_jobs import invert_pool
 
     settings, services, records = pool_job(
@@ -214,5 +214,5 @@ def index_invert(
         return
     out.print(
         f"Inverted {result['inverted']}, already cached {result['cached']}, unreadable {result['failed']} "
-        f"of {result['videos']} videos ({result['num_steps']} DDIM steps, {result['seconds']} s)."
+        f"of {result['videos']} videos ({result['num_steps']} inversion steps, {result['seconds']} s)."
     )
