@@ -51,4 +51,5 @@ def read_flow_info(folder: Path, family: Family, model_id: str | None, hash_memo
         vae_scale_factor=family.spatial_compression,
         family=family.name,
         flow_shift=scheduler.get("flow_shift", scheduler.get("shift")),
+        unsupported=dict(family.unsupported),
     )

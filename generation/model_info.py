@@ -54,10 +54,16 @@ class ModelInfo:
     # Set for families other than UNet3D (generation.families), so UNet3D manifests stay as they were.
     family: str | None = None
     flow_shift: float | None = None
+    # The paper methods this family cannot run, each with its reason (generation.families.METHODS).
+    unsupported: dict[str, str] | None = None
+
+    def refusal(self, method: str) -> str | None:
+        """Why this model cannot run ``method``, or ``None`` where it can."""
+        return (self.unsupported or {}).get(method)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for key in ("family", "flow_shift"):
+        for key in ("family", "flow_shift", "unsupported"):
             if data[key] is None:
                 del data[key]
         return data

@@ -110,3 +110,17 @@ def test_index_invert_then_generate_with_ona_on_wan(tiny_wan_dir, tmp_path):
     noise = scene["sampling"]["noise"]  # what the sampler did
     assert noise["source"] == "ona" and noise["cache"] == "hit" and noise["video_id"] == record.id
     assert noise["inversion"] == "flow" and noise["eps_inv_std"] > 0
+
+
+def test_plan_on_wan_refuses_what_the_family_cannot_run_with_its_reason(home, tiny_wan_dir, monkeypatch):
+    """NPNet is chosen away from with the reason; a scene longer than one clip is refused in the plan."""
+    monkeypatch.setenv("REELGRAPH_NOISE_SOURCE", "npnet")
+    args = ["plan", PROMPT, "--model", str(tiny_wan_dir), "--steps", "4", "--frames", "9", "--json"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    noise = json.loads(result.output)["scenes"][0]["noise"]
+    assert noise["source"] == "random" and "NPNet is not available for this model" in noise["reason"]
+    result = CliRunner().invoke(cli.app, [*args[:-3], "--frames", "25", "--json"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "needs extension" in text and "Wan 2.1" in text and "ported" in text

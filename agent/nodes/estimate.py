@@ -10,6 +10,7 @@ from agent.services import Services
 from agent.state import Estimates, RunState
 from agent.steps import SamplingStep
 from generation.estimate import device_kind, estimate_clip
+from reelgraph.errors import ReelgraphError
 
 
 def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
     long_video.check_scenes(state)
     for scene in state.scenes:
         slots = long_video.scene_clips(state, scene.index, info)
+        _refuse_what_the_model_cannot_do(state, scene, slots, info)
         request = state.clip_request(scene, num_frames=slots[0].num_frames)
         services.generator.check_clip(request)
         seconds, memory = estimate_clip(
@@ -58,3 +60,23 @@ def _sampler(info) -> str:
     if info.flow_shift is None:
         return "DDIM"
     return f"{info.family} flow matching ({info.scheduler_class}, shift {info.flow_shift:g})"
+
+
+def _refuse_what_the_model_cannot_do(state: RunState, scene, slots, info) -> None:
+    """A scene that needs a method the model's family cannot run is refused here, in the plan,
+    with the family's reason, never silently run without it."""
+    needs = []
+    if len(slots) > 1 or long_video.continues_previous(state, scene.index):
+        needs.append(("extension", f"{scene.num_frames} frames take {len(slots)} clips of {info.num_frames}"))
+    if scene.image is not None:
+        needs.append(("image2video", "the scene starts from an image"))
+    for method, why_needed in needs:
+        refusal = info.refusal(method)
+        if refusal is not None:
+            raise ReelgraphError(
+                f"Scene {scene.index + 1} needs {method} ({why_needed}), which {info.model_id!r} "
+                f"({info.family}) cannot run.",
+                why=f"{method}: {refusal}.",
+                fix=f"ask for at most {info.num_frames} frames in one scene, without --image, "
+                "or use a model that runs it (README, method support per family).",
+            )

@@ -15,6 +15,9 @@ def plan_tuning(scene: ScenePlan, services: Services) -> TuningStep:
     """The scene's tuning decision: the tuner's policy, its video, keyframes, cache key and estimate."""
     if services.tuner is None:
         return TuningStep.skipped("no motion tuner is available to this graph")
+    refusal = services.generator.model_info.refusal("motion_lora")
+    if refusal is not None:
+        return TuningStep.skipped(f"motion LoRA is not available for this model ({refusal})")
     units, references = scene.units, scene.references
     parsed = (
         ParsedPrompt(text=scene.prompt, units=units.items, core=units.core)

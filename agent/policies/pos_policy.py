@@ -18,6 +18,7 @@ Nothing here imports torch: the planner only reads headers and checks files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -104,8 +105,14 @@ def choose_noise_for_scene(
     nearest: dict[str, Any] | None,
     num_steps: int,
     num_frames: int,
+    refusals: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The noise decision for one scene: ToolStep fields (``status``, ``reason``, ``source``, ``spec``, ...)."""
+    """The noise decision for one scene: ToolStep fields (``status``, ``reason``, ``source``, ``spec``, ...).
+
+    ``refusals``: the model's methods it cannot run (``ModelInfo.unsupported``), each with its reason;
+    a refused source is never chosen, and the reason says why.
+    """
+    refusals = refusals or {}
     source = policy.noise_source
     if source == "random":
         return _random("random noise by configuration (noise_source = random)")
@@ -114,11 +121,14 @@ def choose_noise_for_scene(
     if support is None:
         return _random("no inversion cache or NPNet is available to this run")
     why_not: list[str] = []
-    if source in ("auto", "ona"):
+    for method, name in (("ona", "ONA"), ("npnet", "NPNet")):
+        if method in refusals and source in ("auto", method):
+            why_not.append(f"{name} is not available for this model ({refusals[method]})")
+    if source in ("auto", "ona") and "ona" not in refusals:
         ona = _try_ona(policy, support, nearest, num_steps, num_frames, why_not)
         if ona is not None:
             return ona
-    if source in ("auto", "npnet"):
+    if source in ("auto", "npnet") and "npnet" not in refusals:
         path, reason = support.npnet()
         skill = support.npnet_skill(path) if path is not None else None
         if source == "auto" and skill is not None and skill < policy.npnet_min_skill:
