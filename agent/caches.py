@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 import generation.inversion_cache  # noqa: F401  (registers the inversions cache kind)
 import motion_prior.tuning  # noqa: F401  (registers the lora cache kind)
@@ -78,19 +78,22 @@ class EntryStore:
             write_json(folder / "entry.json", {**record, "files": sorted(files or {})})
 
 
-class CachedRetrieval(BaseModel):
-    """A retrieval read back from the cache: the same JSON the live retriever's result dumps to."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class CachedRetriever:
     """A :class:`~agent.services.Retriever` whose answers are cached by prompt, config and pool state."""
 
-    def __init__(self, inner, cache_dir: Path, config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        inner,
+        cache_dir: Path,
+        config: dict[str, Any] | None = None,
+        result_type: type[BaseModel] | None = None,
+    ):
+        """``result_type``: what ``inner.retrieve`` returns, to read a hit back as (default
+        :class:`motion_prior.search.RetrievalResult`)."""
         self.inner = inner
         self.store = EntryStore(Path(cache_dir) / "retrievals")
         self.config = config or {}
+        self.result_type = result_type
         self.hits = 0
 
     @property
@@ -105,12 +108,19 @@ class CachedRetriever:
         written = sqlite.stat().st_mtime_ns if sqlite.is_file() else None
         return {"location": self.inner.location, "count": self.inner.pool_size(), "written": written}
 
+    def _result_type(self) -> type[BaseModel]:
+        if self.result_type is None:
+            from motion_prior.search import RetrievalResult
+
+            self.result_type = RetrievalResult
+        return self.result_type
+
     def retrieve(self, prompt: str):
         key = key_hash({"v": CACHE_FORMAT, "prompt": prompt, "config": self.config, **self._pool_state()}, 32)
         cached = self.store.get(key)
         if cached is not None:
             self.hits += 1
-            return CachedRetrieval.model_validate(cached["result"])
+            return self._result_type().model_validate(cached["result"])
         result = self.inner.retrieve(prompt)
         self.store.put(key, {"prompt": prompt, "result": result.model_dump(mode="json")})
         return result

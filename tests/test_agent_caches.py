@@ -13,7 +13,7 @@ import cli
 from agent.caches import CachedRetriever, CachingGenerator, cache_stats, prune
 from generation.clip_plan import ClipStartSpec, ExtensionParams
 from reelgraph.contracts.clips import ClipRequest
-from tests.agent_fakes import FakeRetriever
+from tests.agent_fakes import FakeRetriever, Found
 from tests.test_graph import FakeGenerator
 
 
@@ -29,17 +29,17 @@ class CountingRetriever(FakeRetriever):
 
 def test_retrievals_are_cached_by_prompt_and_pool(tmp_path):
     inner = CountingRetriever()
-    cached = CachedRetriever(inner, tmp_path, {"text_model": "minilm"})
+    cached = CachedRetriever(inner, tmp_path, {"text_model": "minilm"}, result_type=Found)
     first = cached.retrieve("a red ball rolls")
     again = cached.retrieve("a red ball rolls")
     assert inner.calls == 1 and cached.hits == 1
-    assert again.model_dump(mode="json") == first.model_dump(mode="json")
+    assert again.model_dump(mode="json") == first.model_dump(mode="json") and type(again) is Found
     cached.retrieve("a blue square falls")
     assert inner.calls == 2
     inner.pool_size = lambda: 501  # the pool changed: a new key
     cached.retrieve("a red ball rolls")
     assert inner.calls == 3
-    other_model = CachedRetriever(inner, tmp_path, {"text_model": "another"})
+    other_model = CachedRetriever(inner, tmp_path, {"text_model": "another"}, result_type=Found)
     other_model.retrieve("a red ball rolls")
     assert inner.calls == 4
 
