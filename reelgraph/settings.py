@@ -97,11 +97,15 @@ class Settings(BaseModel):
     llm_api_key: SecretStr | None = Field(
         None, description="LLM API key (falls back to $OPENAI_API_KEY); never printed"
     )
-    llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM try (at most what the deadline leaves)")
+    llm_timeout: float = Field(
+        30.0, gt=0, description="seconds per LLM try (at most what the deadline leaves)"
+    )
     llm_deadline: float = Field(
         30.0, gt=0, description="seconds per LLM request, all tries together; then the fallback"
     )
-    llm_max_tokens_rewrite: int = Field(160, ge=16, le=32768, description="longest LLM prompt rewrite, tokens")
+    llm_max_tokens_rewrite: int = Field(
+        160, ge=16, le=32768, description="longest LLM prompt rewrite, tokens"
+    )
     llm_max_tokens_understanding: int = Field(
         512, ge=16, le=32768, description="longest LLM request-understanding answer (JSON), tokens"
     )

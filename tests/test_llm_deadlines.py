@@ -83,5 +83,5 @@ def test_structured_answers_are_parsed_from_the_text_and_validated(raw, ok):
 def test_a_server_ignoring_response_format_gets_a_fast_fallback(llm_server):
     llm_server.script("scenes scenes tuning true why why why")  # prose, no JSON
     client = LLMClient("m", base_url=llm_server.url)
-    raw, parsed, error, cached = client.structured([("user", "x")], ToolProposals)
+    _raw, parsed, error, cached = client.structured([("user", "x")], ToolProposals)
     assert parsed is None and "not a JSON object" in error and not cached

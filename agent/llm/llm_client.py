@@ -29,7 +29,6 @@ from typing import Any
 from reelgraph.atomic import write_json
 from reelgraph.hashing import key_hash
 
-
 # The longest answer each kind of call needs (a rewrite is <= 100 words; the JSON answers are small).
 DEFAULT_MAX_TOKENS = {"rewrite": 160, "understanding": 512, "tools": 384}
 
@@ -121,7 +120,7 @@ class LLMClient:
             kwargs = {"timeout": min(self.timeout, left), "max_tokens": self.max_tokens[kind], **extra}
             try:
                 message = self._client().invoke(messages, **(kwargs if self._owned else {}))
-            except transient + (openai.InternalServerError,) as error:
+            except (*transient, openai.InternalServerError) as error:
                 last = _short(f"{type(error).__name__}: {error}")
                 time.sleep(max(0.0, min(0.25 * 2**tries, self.deadline - (time.monotonic() - start))))
                 continue
