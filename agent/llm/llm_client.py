@@ -37,6 +37,18 @@ class LLMUnavailable(RuntimeError):
     """The endpoint could not answer (down, timing out, refusing): callers fall back and say why."""
 
 
+class CutOff(Exception):
+    """The answer reached ``max_tokens`` before its structured output was whole."""
+
+    def __init__(self, max_tokens: int, completion: Any = None):
+        self.max_tokens = max_tokens
+        try:
+            self.text = str(completion.choices[0].message.content or "")
+        except (AttributeError, IndexError, TypeError):
+            self.text = ""
+        super().__init__(f"the answer was cut off at max_tokens ({max_tokens}) before its JSON was whole")
+
+
 class LLMClient:
     """An OpenAI-compatible chat model through langchain-openai, with an on-disk answer cache.
 
@@ -120,6 +132,8 @@ class LLMClient:
             kwargs = {"timeout": min(self.timeout, left), "max_tokens": self.max_tokens[kind], **extra}
             try:
                 message = self._client().invoke(messages, **(kwargs if self._owned else {}))
+            except openai.LengthFinishReasonError as error:  # the client's parse gave up at max_tokens
+                raise CutOff(self.max_tokens[kind], error.completion) from error
             except (*transient, openai.InternalServerError) as error:
                 last = _short(f"{type(error).__name__}: {error}")
                 time.sleep(max(0.0, min(0.25 * 2**tries, self.deadline - (time.monotonic() - start))))
@@ -200,7 +214,10 @@ class LLMClient:
             "type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
         }
-        raw = self._invoke(list(messages), kind, response_format=response_format)
+        try:
+            raw = self._invoke(list(messages), kind, response_format=response_format)
+        except CutOff as cut:
+            return cut.text, None, str(cut), False
         parsed, error = parse_structured(raw, schema)
         if parsed is not None and path is not None:
             entry = {"model": self.model, "template_hash": template, **(record or {}), "answer": raw}
