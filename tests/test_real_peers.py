@@ -179,3 +179,10 @@ def test_chroma_server_killed_mid_ingest_then_restarted_the_ingest_resumes(chrom
     assert (resumed.already_indexed, resumed.added) == (12, 12)
     ids = [r.id for records, _ in again.iter_all("p") for r in records]
     assert len(ids) == len(set(ids)) == 24 and again.ledger_entries()[0].complete
+
+
+def test_doctor_pings_the_real_llm_endpoint(real_llm, monkeypatch, tmp_path):  # noqa: F811
+    _llm_env(monkeypatch, real_llm)
+    result = CliRunner().invoke(cli.app, ["--home", str(tmp_path), "doctor", "--json"])
+    (llm,) = [c for c in json.loads(result.stdout) if c["name"] == "llm"]
+    assert llm["status"] == "ok" and real_llm.url in llm["detail"] and "deadline 30 s" in llm["detail"]
