@@ -85,8 +85,9 @@ def test_plan_against_the_real_rambling_server_finishes_within_the_deadline(
     text = json.dumps(plan)
     assert "unusable" in text  # the LLM's answers were refused and the fallbacks said so
     (scene,) = plan["scenes"]
-    assert scene["rewrite"]["status"] in ("done", "skipped", "planned")
-    assert "llm:" in text  # the LLM was asked (rewrite / understanding engine named)
+    # the LLM's rewrites (cut at max_tokens) were refused by the parser / guard: the original is kept
+    assert "the original prompt is used" in scene["rewrite"]["reason"], scene["rewrite"]
+    assert "LLM llm:" in plan["policy"]["available"]
 
 
 def test_chat_turn_against_the_real_server_plans_with_the_fallbacks(

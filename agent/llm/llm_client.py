@@ -136,7 +136,8 @@ class LLMClient:
                 raise CutOff(self.max_tokens[kind], error.completion) from error
             except (*transient, openai.InternalServerError) as error:
                 last = _short(f"{type(error).__name__}: {error}")
-                time.sleep(max(0.0, min(0.25 * 2**tries, self.deadline - (time.monotonic() - start))))
+                if tries <= self.max_retries:  # a short back-off, inside the deadline
+                    time.sleep(max(0.0, min(0.25 * 2**tries, self.deadline - (time.monotonic() - start))))
                 continue
             except openai.OpenAIError as error:
                 raise LLMUnavailable(f"{type(error).__name__}: {error}") from error
