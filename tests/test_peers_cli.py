@@ -59,3 +59,20 @@ def test_doctor_reports_a_downed_chroma_server_and_llm_endpoint(tmp_path, monkey
 def test_doctor_without_an_llm_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("REELGRAPH_LLM_MODEL", raising=False)
     assert _doctor("--home", str(tmp_path))["llm"]["status"] == "info"
+
+
+def test_generate_with_a_downed_chroma_server_makes_the_video_and_says_why(tmp_path, tiny_model_dir):
+    url = _dead_url()
+    args = [
+        "--home",
+        str(tmp_path / "home"),
+        "--chroma-url",
+        url,
+        "generate",
+        "a red ball rolls to the right",
+    ]
+    args += ["--model", str(tiny_model_dir), "--steps", "2", "--frames", "4", "--seed", "1"]
+    result = CliRunner().invoke(cli.app, [*args, "--out", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = (tmp_path / "run" / "manifest.json").read_text()
+    assert f"the reference pool is unavailable: The Chroma server at {url} is unreachable" in manifest
