@@ -78,8 +78,13 @@ def main(
     ),
     config: Path = typer.Option(None, "--config", help="TOML config file (default: <home>/config.toml)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short error messages."),
+    chroma_url: str = typer.Option(
+        None,
+        "--chroma-url",
+        help="Chroma server URL for every command that opens the pool (default: embedded in the data directory).",
+    ),
 ) -> None:
-    ctx.obj = Globals(home=home, config=config, debug=debug)
+    ctx.obj = Globals(home=home, config=config, debug=debug, chroma_url=chroma_url)
 
 
 # -- generate / plan ----------------------------------------------------------------------------

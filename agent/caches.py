@@ -95,13 +95,21 @@ class CachedRetriever:
         self.config = config or {}
         self.result_type = result_type
         self.hits = 0
+        self.unavailable: str | None = None  # why the pool could not be reached (a downed server)
 
     @property
     def location(self) -> str:
         return self.inner.location
 
     def pool_size(self) -> int:
-        return self.inner.pool_size()
+        """The pool's size; 0 with :attr:`unavailable` saying why when its server is down."""
+        from memory.store import StoreUnreachable
+
+        try:
+            return self.inner.pool_size()
+        except StoreUnreachable as error:
+            self.unavailable = f"{error.what} ({error.why})" if error.why else error.what
+            return 0
 
     def _pool_state(self) -> dict[str, Any]:
         sqlite = Path(self.inner.location) / "chroma.sqlite3"

@@ -74,6 +74,7 @@ class Retriever(Protocol):
     ``motion_hits`` and ``nearest``."""
 
     location: str
+    unavailable: str | None  # why the pool could not be reached (its server is down), else None
 
     def pool_size(self) -> int: ...
 

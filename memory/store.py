@@ -154,10 +154,14 @@ def _check_writable(folder: Path) -> None:
         ) from error
 
 
+class StoreUnreachable(ReelgraphError):
+    """The Chroma server does not answer: planning routes around retrieval, an ingest stops."""
+
+
 def _chroma_error(action: str, where: str, error: Exception) -> ReelgraphError:
     text = str(error)
     if where.startswith(("http://", "https://")) and _is_connection_error(error):
-        return ReelgraphError(
+        return StoreUnreachable(
             f"Chroma could not {action}: the server at {where} is unreachable.",
             why=f"{type(error).__name__}: {text}",
             fix="check that the server runs; what was written before it went away is complete, "
@@ -237,7 +241,7 @@ class MemoryStore:
                 )
                 client.heartbeat()
             except Exception as error:
-                raise ReelgraphError(
+                raise StoreUnreachable(
                     f"The Chroma server at {self.url} is unreachable.",
                     why=f"{type(error).__name__}: {error}",
                     fix="start it (chroma run --path DIR --port PORT) or check the URL; "

@@ -97,7 +97,21 @@ class Settings(BaseModel):
     llm_api_key: SecretStr | None = Field(
         None, description="LLM API key (falls back to $OPENAI_API_KEY); never printed"
     )
-    llm_timeout: float = Field(30.0, gt=0, description="seconds per LLM request")
+    llm_timeout: float = Field(
+        30.0, gt=0, description="seconds per LLM try (at most what the deadline leaves)"
+    )
+    llm_deadline: float = Field(
+        30.0, gt=0, description="seconds per LLM request, all tries together; then the fallback"
+    )
+    llm_max_tokens_rewrite: int = Field(
+        160, ge=16, le=32768, description="longest LLM prompt rewrite, tokens"
+    )
+    llm_max_tokens_understanding: int = Field(
+        512, ge=16, le=32768, description="longest LLM request-understanding answer (JSON), tokens"
+    )
+    llm_max_tokens_tools: int = Field(
+        384, ge=16, le=32768, description="longest LLM tool-proposal answer or tool call, tokens"
+    )
     llm_max_retries: int = Field(2, ge=0, le=10, description="LLM retries on timeouts, 429 and 5xx")
     rewrite: bool = Field(True, description="rewrite prompts guided by pool references (POS §4.3)")
     rewrite_max_words: int = Field(20, ge=3, le=100, description="longest rewrite accepted, in words")
@@ -263,6 +277,10 @@ LLMSettings = _section(
     "llm_api_key",
     "llm_timeout",
     "llm_max_retries",
+    "llm_deadline",
+    "llm_max_tokens_rewrite",
+    "llm_max_tokens_understanding",
+    "llm_max_tokens_tools",
 )
 RewriteSettings = _section(
     "RewriteSettings",

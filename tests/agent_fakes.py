@@ -28,6 +28,7 @@ class FakeRetriever:
     """A pool of 500 videos; files exist for the ids in ``files`` (under ``folder``)."""
 
     location = "fake://pool"
+    unavailable = None
 
     def __init__(self, folder=None, files=()):
         self.folder, self.files = folder, set(files)

@@ -179,7 +179,7 @@ def test_advisor_tool_loop_is_bounded_and_falls_back_to_structured_output(monkey
     client = LLMClient("scripted", chat=chat)
     asked = []
 
-    def structured(messages, schema, record=None, template=""):
+    def structured(messages, schema, record=None, template="", kind="understanding"):
         asked.append(messages)
         return "", None, "no JSON", False
 

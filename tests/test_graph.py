@@ -183,6 +183,8 @@ class FakeParser:
 class FakeRetriever:
     location = "memory://fake"
 
+    unavailable = None
+
     def __init__(self, size):
         self.size = size
         self.asked = []

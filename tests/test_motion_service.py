@@ -54,6 +54,7 @@ class OneHitPool:
     """Stands in for the agent's pool retrieval service (the retrieve node's side)."""
 
     location = "<test pool>"
+    unavailable = None
 
     def __init__(self, video: str):
         self.hit = OneHitRetriever(video).hit

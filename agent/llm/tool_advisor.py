@@ -63,7 +63,9 @@ class LLMToolAdvisor:
                 if loop.lookups:  # fold what was found into the structured call, as data
                     found = [lookup.model_dump() for lookup in loop.lookups]
                     messages.append(("user", LOOKUPS + json.dumps(found, ensure_ascii=False)))
-            _, answer, error, cached = self.llm.structured(messages, ToolProposals, template=TEMPLATE_HASH)
+            _, answer, error, cached = self.llm.structured(
+                messages, ToolProposals, template=TEMPLATE_HASH, kind="tools"
+            )
         except LLMUnavailable as failure:
             return None, ProposalSource(note=f"none: the LLM could not answer ({failure}); the rules decided")
         if answer is None:

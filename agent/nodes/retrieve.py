@@ -24,7 +24,9 @@ def retrieve(state: RunState, services: Services) -> dict[str, Any]:
         }
     size = services.retriever.pool_size()
     if size == 0:
-        reason = EMPTY_POOL.format(where=services.retriever.location)
+        down = services.retriever.unavailable
+        reason = f"the reference pool is unavailable: {down}; planned without references" if down else None
+        reason = reason or EMPTY_POOL.format(where=services.retriever.location)
         return {"scenes": state.with_all_scenes(references=ReferencesStep.skipped(reason))}
     scenes = []
     for scene in state.scenes:

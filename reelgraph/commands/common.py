@@ -21,11 +21,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @dataclass
 class Globals:
-    """The options before the command name: ``--home``, ``--config``, ``--debug``."""
+    """The options before the command name: ``--home``, ``--config``, ``--debug``, ``--chroma-url``."""
 
     home: Path | None
     config: Path | None
     debug: bool
+    chroma_url: str | None = None
 
 
 def settings_from(ctx: typer.Context, **flags: Any):
@@ -33,6 +34,8 @@ def settings_from(ctx: typer.Context, **flags: Any):
     from reelgraph.settings import load_settings
 
     g: Globals = ctx.obj
+    if g.chroma_url and flags.get("chroma_url") is None:  # the global option reaches every command
+        flags = {**flags, "chroma_url": g.chroma_url}
     return load_settings(flags, home=g.home, config=g.config)
 
 

@@ -99,12 +99,60 @@ def _home(settings: Settings) -> Check:
     return Check("data dir", "ok", str(home))
 
 
+PING_SECONDS = 3.0
+
+
 def _chroma(settings: Settings) -> Check:
+    """The store: embedded in the data directory, or a server that must answer its heartbeat."""
     from importlib import metadata
 
     version = metadata.version("chromadb")
-    where = settings.chroma_url or str(settings.home / "chroma")
-    return Check("chroma", "ok", f"chromadb {version}; store: {where}")
+    if not settings.chroma_url:
+        return Check("chroma", "ok", f"chromadb {version}; store: {settings.home / 'chroma'} (embedded)")
+    import httpx
+
+    url = settings.chroma_url.rstrip("/")
+    try:
+        response = httpx.get(f"{url}/api/v2/heartbeat", timeout=PING_SECONDS)
+        response.raise_for_status()
+    except (httpx.HTTPError, ValueError) as error:
+        return Check(
+            "chroma",
+            "fail",
+            f"the Chroma server at {url} does not answer ({type(error).__name__}: {error}); "
+            "plan and generate run without references; start it (chroma run --path DIR --port PORT)",
+        )
+    return Check("chroma", "ok", f"chromadb {version}; server {url} answers")
+
+
+def _llm(settings: Settings) -> Check:
+    """The LLM endpoint: asked for its models (GET /models), the key sent only to the named URL."""
+    if not settings.llm_model:
+        return Check("llm", "info", "no LLM configured (llm_model unset): the offline rewriter and parser")
+    import httpx
+
+    url = (settings.llm_base_url or "https://api.openai.com/v1").rstrip("/")
+    headers = {}
+    if settings.llm_api_key is not None:
+        headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
+    try:
+        response = httpx.get(f"{url}/models", headers=headers, timeout=PING_SECONDS)
+        response.raise_for_status()
+        listed = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+    except (httpx.HTTPError, ValueError, AttributeError) as error:
+        return Check(
+            "llm",
+            "warn",
+            f"the LLM endpoint {url} does not answer ({type(error).__name__}: {error}); "
+            "every LLM step falls back (offline rewriter, rules) and says so in the plan",
+        )
+    limits = (
+        f"deadline {settings.llm_deadline:g} s, max_tokens rewrite {settings.llm_max_tokens_rewrite}/"
+        f"understanding {settings.llm_max_tokens_understanding}/tools {settings.llm_max_tokens_tools}"
+    )
+    if listed and settings.llm_model not in listed:
+        return Check("llm", "warn", f"{url} answers but does not list {settings.llm_model!r}; {limits}")
+    return Check("llm", "ok", f"{settings.llm_model} at {url}; {limits}")
 
 
 def _import_names(settings: Settings) -> Check:
@@ -129,6 +177,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _hub_cache,
     _home,
     _chroma,
+    _llm,
     _import_names,
 )
 
