@@ -14,7 +14,8 @@ from agent import long_video
 from agent.composition import build_services
 from agent.graph import run_graph
 from agent.resume import resume as resume_run
-from agent.resume import run_checkpointed, saved_settings
+from agent.resume import resume_dir, run_checkpointed, saved_settings
+from agent.resumed_settings import resumed_settings
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
 from generation.service import ProgressHook
@@ -122,8 +123,9 @@ def generate_scenes(
 def resume(settings: Settings, run_dir: Path, progress: ProgressHook | None = None) -> RunState:
     """Continue a killed run (``generate --resume``) with the settings it was started with.
 
-    Only the LLM key comes from ``settings`` (the current ones): it is never saved.
+    Where requests go and files are written (LLM endpoint and key, Chroma, home) come from
+    ``settings`` (the current ones), never from the run folder (:mod:`agent.resumed_settings`).
     """
     saved = saved_settings(run_dir)
-    started_with = Settings.model_validate({**saved, "llm_api_key": settings.llm_api_key})
+    started_with = resumed_settings(settings, saved, str(resume_dir(run_dir) / "settings.json"))
     return resume_run(Path(run_dir), build_services(started_with, progress))
