@@ -24,6 +24,9 @@ from reelgraph.settings import Settings
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:
     """Fill the request's sampling options from the settings; an unset seed is drawn and recorded."""
+    long_video.check_request_length(
+        scenes, services.generator.model_info.num_frames, settings.max_video_frames
+    )
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     return RunRequest(
         scenes=scenes,
