@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from reelgraph.commands.common import (
     ChromaUrlOpt,
@@ -22,6 +21,7 @@ from reelgraph.commands.common import (
     settings_from,
 )
 from reelgraph.commands.progress import ProgressBars
+from reelgraph.terminal_text import escape
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect the video pool (Chroma).")
 
@@ -136,7 +136,7 @@ def units(
         return
     from rich.table import Table
 
-    table = Table(title=text, title_justify="left")
+    table = Table(title=escape(text), title_justify="left")
     for column in ("", "motion", "actor", "recipient", "motion phrase", "actor phrase", "recipient phrase"):
         table.add_column(column)
     for i, u in enumerate(parsed.units):
