@@ -57,7 +57,7 @@ def _parse_structured(path: Path, text: str) -> Any:
         return load_without_aliases(text)
     except AliasError as error:
         raise ReelgraphError(
-            f"Storyboard {str(path)!r} uses a YAML alias: {error}.",
+            f"Storyboard {str(path)!r} uses a YAML alias ({error}).",
             why="an alias can expand to any size (a 'billion laughs'), so storyboards may not use them.",
             fix="write each scene out in full.",
         ) from error

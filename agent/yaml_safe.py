@@ -15,8 +15,9 @@ import yaml
 class AliasError(yaml.YAMLError):
     """The document uses an alias (``*name``)."""
 
-    def __init__(self, mark: Any):
-        super().__init__(f"it uses a YAML alias (*name) at {mark}")
+    def __init__(self, event: Any):
+        mark = event.start_mark
+        super().__init__(f"*{event.anchor} at line {mark.line + 1}, column {mark.column + 1}")
 
 
 class NoAliasLoader(yaml.SafeLoader):
@@ -24,7 +25,7 @@ class NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise AliasError(self.peek_event().start_mark)
+            raise AliasError(self.peek_event())
         return super().compose_node(parent, index)
 
 
