@@ -123,3 +123,17 @@ def test_damaged_pool_and_cache_weights_are_an_error_naming_the_file(tmp_path, m
     _damage(path, kind)
     with pytest.raises(ReelgraphError, match=re.escape(path.name)):
         load(path)
+
+
+def test_a_grounding_dino_folder_with_pickle_weights_is_refused(tmp_path, no_torch_load):
+    from safetensors.torch import load_file
+
+    from motion_prior.detectors import GroundingDinoDetector
+    from tests.motion_helpers import tiny_grounding_dino
+
+    folder = tiny_grounding_dino(tmp_path / "gd")
+    weights = folder / "model.safetensors"
+    torch.save(load_file(str(weights)), folder / "pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(ReelgraphError, match="cannot be loaded"):
+        _ = GroundingDinoDetector(str(folder))._components
