@@ -19,7 +19,8 @@ from agent.resumed_settings import resumed_settings
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
 from generation.service import ProgressHook
-from reelgraph.settings import Settings
+from reelgraph.errors import ReelgraphError
+from reelgraph.settings import INT_MAX, Settings
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:
@@ -28,6 +29,8 @@ def make_request(settings: Settings, services: Services, scenes: list[SceneReque
         scenes, services.generator.model_info.num_frames, settings.max_video_frames
     )
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    if not 0 <= seed <= INT_MAX:  # a seed named in a chat message or by the LLM skips settings validation
+        raise ReelgraphError(f"Seed {seed} is out of range.", fix=f"give a seed between 0 and {INT_MAX}.")
     return RunRequest(
         scenes=scenes,
         seed=seed,

@@ -73,3 +73,13 @@ def test_written_json_is_always_strict_json(tmp_path):
         "b": [None, 1.5],
         "c": {"d": None},
     }
+
+
+def test_a_seed_from_a_chat_message_or_the_llm_is_range_checked_too(tmp_path, short_clip_model_dir):
+    from agent import runner
+    from agent.state import SceneRequest
+
+    settings = load_settings({"model": str(short_clip_model_dir)}, home=tmp_path, environ={}).settings
+    named = settings.model_copy(update={"seed": 2**70})  # how the chat applies "seed N" (no validation)
+    with pytest.raises(ReelgraphError, match="between 0 and 9223372036854775807"):
+        runner.plan_scenes(named, [SceneRequest(prompt="a red ball")])
