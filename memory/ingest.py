@@ -42,6 +42,7 @@ from rich.text import Text
 from memory.pool_paths import inside_videos
 from memory.store import LedgerEntry, MemoryStore, PoolRecord, StoreStats, unit_phrase_set
 from reelgraph.errors import ReelgraphError
+from reelgraph.terminal_text import escape
 
 log = logging.getLogger("reelgraph.memory.ingest")
 
@@ -344,7 +345,7 @@ def ingest_csv(
         store.put_ledger(entry)
         total = _count_rows(csv_path)
         with _progress(progress) as bar:
-            task = bar.add_task(f"index {pool}", total=total)
+            task = bar.add_task(escape(f"index {pool}"), total=total)  # the pool name is shown as text
             done = 0
             for chunk in _batches(_read_rows(csv_path, tally), batch):
                 ids = [PoolRecord.make_id(pool, row["videoid"]) for _, row in chunk]

@@ -23,3 +23,18 @@ def test_units_and_errors_print_no_control_characters(tmp_path):
     assert "[bold]fast[/bold]" in done.output  # markup in the text is shown, not applied
     missing = CliRunner().invoke(cli.app, ["--home", str(tmp_path), "storyboard", f"/nope/{HOSTILE}.txt"])
     assert missing.exit_code == 1 and "\x1b" not in missing.output and "\\x1b" in missing.output
+
+
+def test_index_output_shows_a_hostile_pool_name_and_path_as_text(tmp_path):
+    folder = tmp_path / "\x1b[31mred"
+    folder.mkdir()
+    (folder / "c.csv").write_text("videoid,name\nv0,a red ball rolls to the right\n")
+    pool = "p\x1b]0;owned\x07[bold]x"
+    home = ["--home", str(tmp_path / "h")]
+    added = CliRunner().invoke(
+        cli.app, [*home, "index", "add", "--csv", str(folder / "c.csv"), "--pool", pool]
+    )
+    stats = CliRunner().invoke(cli.app, [*home, "index", "stats"])
+    for done in (added, stats):
+        assert done.exit_code == 0, done.output
+        assert "\x1b" not in done.output and "\x07" not in done.output and "[bold]x" in done.output
