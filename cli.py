@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from reelgraph.commands import caches, memory, npnet, toy
@@ -31,6 +30,7 @@ from reelgraph.commands.common import (
 from reelgraph.commands.progress import ProgressBars
 from reelgraph.commands.sampling import Sampling, sampling_options
 from reelgraph.errors import ReelgraphError
+from reelgraph.terminal_text import escape
 
 
 class ReelgraphGroup(TyperGroup):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.state import RunState, ScenePlan
+from agent.state import RunState, ScenePlan, SceneRequest
 from agent.steps import ExtensionStep
 from generation.clip_plan import ClipSlot, ClipStartKind, ClipStartSpec, ExtensionParams, plan_scene_clips
 from generation.images import load_image
@@ -64,6 +64,22 @@ def check_scenes(state: RunState) -> None:
             f"{total} frames were asked for; the limit is {limit}.",
             why="each clip costs a full sampling run, so very long videos are refused up front.",
             fix="ask for fewer frames, or raise max_video_frames (config or REELGRAPH_MAX_VIDEO_FRAMES).",
+        )
+
+
+def check_request_length(scenes: list[SceneRequest], clip_frames: int, limit: int | None) -> None:
+    """Refuse, before any run folder is made, scenes whose total length is over ``limit``.
+
+    A scene without ``num_frames`` counts as one clip of ``clip_frames`` (the model's), as it will run.
+    """
+    total = sum(scene.num_frames or clip_frames for scene in scenes)
+    if limit is not None and total > limit:
+        raise ReelgraphError(
+            f"{total} frames were asked for ({len(scenes)} scenes; one without a length is a clip of "
+            f"{clip_frames} frames); the limit is {limit}.",
+            why="each clip costs a full sampling run, so very long videos are refused up front.",
+            fix="ask for fewer or shorter scenes, or raise max_video_frames "
+            "(config or REELGRAPH_MAX_VIDEO_FRAMES).",
         )
 
 
@@ -254,6 +270,7 @@ def unused_handoff(previous: ClipResult | None) -> None:
 
 
 __all__ = [
+    "check_request_length",
     "check_scenes",
     "clip_call",
     "clip_label",

@@ -11,7 +11,8 @@ next node starts). Clip latents stay in ``work/`` until ``finalize``.
   before (:class:`reelgraph.runs.RunFolder`): nothing of the run is left.
 * A crash (the process killed, out of memory, a bug) leaves ``.resume/``
   and ``work/``; ``generate --resume RUN_DIR`` rebuilds the services from
-  the saved settings and continues from the last finished node: finished
+  the saved settings (where requests go and files are written come from the
+  current ones: :mod:`agent.resumed_settings`) and continues from the last finished node: finished
   clips are not made again, and the result equals an uninterrupted run's
   (the seeds are in the checkpointed state).
 * One process at a time: a run folder another process is writing (running

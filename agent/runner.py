@@ -14,16 +14,23 @@ from agent import long_video
 from agent.composition import build_services
 from agent.graph import run_graph
 from agent.resume import resume as resume_run
-from agent.resume import run_checkpointed, saved_settings
+from agent.resume import resume_dir, run_checkpointed, saved_settings
+from agent.resumed_settings import resumed_settings
 from agent.services import Services
 from agent.state import RunRequest, RunState, SceneRequest
 from generation.service import ProgressHook
-from reelgraph.settings import Settings
+from reelgraph.errors import ReelgraphError
+from reelgraph.settings import INT_MAX, Settings
 
 
 def make_request(settings: Settings, services: Services, scenes: list[SceneRequest]) -> RunRequest:
     """Fill the request's sampling options from the settings; an unset seed is drawn and recorded."""
+    long_video.check_request_length(
+        scenes, services.generator.model_info.num_frames, settings.max_video_frames
+    )
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    if not 0 <= seed <= INT_MAX:  # a seed named in a chat message or by the LLM skips settings validation
+        raise ReelgraphError(f"Seed {seed} is out of range.", fix=f"give a seed between 0 and {INT_MAX}.")
     return RunRequest(
         scenes=scenes,
         seed=seed,
@@ -122,8 +129,9 @@ def generate_scenes(
 def resume(settings: Settings, run_dir: Path, progress: ProgressHook | None = None) -> RunState:
     """Continue a killed run (``generate --resume``) with the settings it was started with.
 
-    Only the LLM key comes from ``settings`` (the current ones): it is never saved.
+    Where requests go and files are written (LLM endpoint and key, Chroma, home) come from
+    ``settings`` (the current ones), never from the run folder (:mod:`agent.resumed_settings`).
     """
     saved = saved_settings(run_dir)
-    started_with = Settings.model_validate({**saved, "llm_api_key": settings.llm_api_key})
+    started_with = resumed_settings(settings, saved, str(resume_dir(run_dir) / "settings.json"))
     return resume_run(Path(run_dir), build_services(started_with, progress))

@@ -47,12 +47,24 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_structured(path: Path, text: str) -> Any:
+    from agent.yaml_safe import AliasError
+
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        import yaml
+        from agent.yaml_safe import load_without_aliases
 
-        return yaml.safe_load(text)
+        return load_without_aliases(text)
+    except AliasError as error:
+        raise ReelgraphError(
+            f"Storyboard {str(path)!r} uses a YAML alias ({error}).",
+            why="an alias can expand to any size (a 'billion laughs'), so storyboards may not use them.",
+            fix="write each scene out in full.",
+        ) from error
+    except RecursionError as error:
+        raise ReelgraphError(
+            f"Storyboard {str(path)!r} is nested too deeply to read.", fix=f"write it like {EXAMPLE}."
+        ) from error
     except (json.JSONDecodeError, ValueError) as error:
         raise ReelgraphError(
             f"Storyboard {str(path)!r} is not valid JSON: {error}.", fix=f"write it like {EXAMPLE}."

@@ -177,6 +177,9 @@ def load_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     path = Path(path)
     if not path.is_file():
         raise ReelgraphError(f"LoRA file {str(path)!r} does not exist.", fix="tune again, or check the path.")
+    from generation.weight_files import read_header
+
+    read_header(path, "LoRA file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}

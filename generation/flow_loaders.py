@@ -13,6 +13,7 @@ def load_flow_model(settings, info: ModelInfo):
     """A :class:`~generation.wan_backend.WanModel` on the settings' device and dtype."""
     from generation.loaders import _quiet_libraries
     from generation.wan_backend import load_wan_model
+    from generation.weight_files import check_model_folder
 
     if settings.cpu_offload:
         raise ReelgraphError(
@@ -20,6 +21,7 @@ def load_flow_model(settings, info: ModelInfo):
             why="the flow-matching path keeps every component on one device.",
             fix="run without --cpu-offload (or with a smaller dtype).",
         )
+    check_model_folder(Path(info.path))  # safetensors only, headers checked, before diffusers opens a file
     _quiet_libraries()
     device = resolve_device(settings.device)
     model = load_wan_model(Path(info.path), device, resolve_dtype(settings.dtype, device))

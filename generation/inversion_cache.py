@@ -15,14 +15,13 @@ cached without loading anything.
 
 from __future__ import annotations
 
-import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reelgraph.cache_kinds import CacheKind, register
+from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import key_hash
 
 INVERSIONS = register(
@@ -65,11 +64,10 @@ class InversionKey:
 
 
 def read_safetensors_metadata(path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file, from its header alone (no torch)."""
-    with open(path, "rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(size))
-    return dict(header.get("__metadata__") or {})
+    """The ``__metadata__`` of a safetensors file, from its header alone (no torch), checked first."""
+    from generation.weight_files import read_header
+
+    return dict(read_header(path).get("__metadata__") or {})
 
 
 class InversionCache:
@@ -91,6 +89,13 @@ class InversionCache:
         path = self.path(key)
         if not path.is_file():
             return None
+        from generation.weight_files import read_header
+
+        header = read_header(path, "Inversion cache entry")
+        if "eps_inv" not in header:
+            raise ReelgraphError(
+                f"Inversion cache entry {str(path)!r} holds no eps_inv.", fix="delete it; it is made again."
+            )
         return load_file(str(path))["eps_inv"]
 
     def save(self, key: InversionKey, eps_inv, extra: dict[str, Any] | None = None) -> Path:

@@ -20,6 +20,7 @@ from generation.devices import resolve_device, resolve_dtype
 from generation.families import family_of, require_sampleable
 from generation.model_info import ModelInfo, locate_model, read_model_info
 from generation.text_encoders import CLIPPromptEncoder, MiniLMPromptEncoder
+from generation.weight_files import check_model_folder
 from reelgraph.errors import ReelgraphError
 from reelgraph.resolve import resolve_text_model
 
@@ -70,6 +71,7 @@ def load_video_model(
 
     _quiet_libraries()
     folder, model_id = locate_model(name_or_path)
+    check_model_folder(folder)  # safetensors only, headers checked, before any library opens a file
     # The family comes first, so a transformer-layout folder is refused by name, not for lacking unet/.
     require_sampleable(family_of(folder), model_id, sampler="ddim")
     info = read_model_info(folder, model_id=model_id, hash_memo=hash_memo)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -88,10 +87,10 @@ def _read_json(path: Path) -> dict:
 def safetensors_parameter_count(folder: Path) -> int:
     """Number of parameters in a folder's safetensors files, from their headers only."""
     total = 0
+    from generation.weight_files import read_header
+
     for path in sorted(folder.glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            (header_size,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(header_size))
+        header = read_header(path, "Model weights")
         for name, entry in header.items():
             if name == "__metadata__":
                 continue

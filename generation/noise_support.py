@@ -18,6 +18,7 @@ from pathlib import Path
 
 from generation.inversion_cache import InversionCache, InversionKey, read_safetensors_metadata
 from generation.model_info import ModelInfo
+from reelgraph.errors import ReelgraphError
 from reelgraph.settings import Settings
 
 SHIPPED_NPNETS = Path(__file__).resolve().parent.parent / "toyworld" / "npnet"
@@ -33,7 +34,7 @@ def npnet_model_hash(path: Path) -> str | None:
 
     try:
         return json.loads(read_safetensors_metadata(path).get("model_hash", "null"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ReelgraphError):  # a missing or damaged file names no model
         return None
 
 
@@ -82,5 +83,5 @@ class NoiseSupportService:
         try:
             report = json.loads(read_safetensors_metadata(Path(path)).get("report", "null")) or {}
             return 1.0 - report["val_mse"] / report["val_mse_zero"]
-        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError, ReelgraphError):
             return None

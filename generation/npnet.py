@@ -159,8 +159,13 @@ def load_npnet(path: str | Path, device: torch.device | str = "cpu") -> NPNet:
     path = Path(path)
     if not path.is_file():
         raise ReelgraphError(f"NPNet weights {str(path)!r} do not exist.", fix="run `npnet train` first.")
-    meta = npnet_metadata(path)
-    net = NPNet(NPNetConfig(**meta["config"]))
+    try:
+        meta = npnet_metadata(path)
+        net = NPNet(NPNetConfig(**meta["config"]))
+    except (KeyError, TypeError, ValueError) as error:  # read_header already refused a damaged file
+        raise ReelgraphError(
+            f"NPNet weights {str(path)!r} have no usable config: {error}.", fix="run `npnet train` again."
+        ) from error
     net.load_state_dict(load_file(str(path)))
     return net.to(device).eval()
 

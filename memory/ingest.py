@@ -39,8 +39,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from memory.pool_paths import inside_videos
 from memory.store import LedgerEntry, MemoryStore, PoolRecord, StoreStats, unit_phrase_set
 from reelgraph.errors import ReelgraphError
+from reelgraph.terminal_text import escape
 
 log = logging.getLogger("reelgraph.memory.ingest")
 
@@ -128,8 +130,17 @@ def _clean_lines(handle: io.TextIOBase) -> Iterator[str]:
 
 
 def _count_rows(path: Path) -> int:
+    rows = 0
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        return max(sum(1 for _ in csv.reader(_clean_lines(handle))) - 1, 0)
+        reader = csv.reader(_clean_lines(handle))
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                return max(rows - 1, 0)
+            except csv.Error:  # e.g. a field over csv.field_size_limit(): still a row (a bad one)
+                pass
+            rows += 1
 
 
 def find_video(videos: Path, videoid: str, page_dir: str | None) -> Path | None:
@@ -233,7 +244,13 @@ def _record_from_row(
     frames = fps = None
     video = (row.get("contentUrl") or "").strip()
     if videos is not None:
-        path = find_video(videos, videoid, (row.get("page_dir") or "").strip() or None)
+        page_dir = (row.get("page_dir") or "").strip() or None
+        if not inside_videos(videos, videoid, page_dir):
+            tally.problem(
+                "invalid_rows", f"line {line}: {videoid!r} (page_dir {page_dir!r}) is outside {videos}"
+            )
+            return None
+        path = find_video(videos, videoid, page_dir)
         if path is None:
             tally.problem("missing_videos", f"line {line}: no video for {videoid!r} in {videos}")
             return None
@@ -328,7 +345,7 @@ def ingest_csv(
         store.put_ledger(entry)
         total = _count_rows(csv_path)
         with _progress(progress) as bar:
-            task = bar.add_task(f"index {pool}", total=total)
+            task = bar.add_task(escape(f"index {pool}"), total=total)  # the pool name is shown as text
             done = 0
             for chunk in _batches(_read_rows(csv_path, tally), batch):
                 ids = [PoolRecord.make_id(pool, row["videoid"]) for _, row in chunk]

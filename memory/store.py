@@ -173,7 +173,16 @@ def _chroma_error(action: str, where: str, error: Exception) -> ReelgraphError:
             why=text,
             fix="wait for the other process that writes this memory folder, then try again.",
         )
-    return ReelgraphError(f"Chroma could not {action} at {where}.", why=f"{type(error).__name__}: {text}")
+    if where.startswith(("http://", "https://")):
+        fix = "check the server's log; restart it, or point --chroma-url at a healthy one."
+    else:
+        fix = (
+            f"the database in {where} may be damaged: move that folder aside (keep it: it holds your pool) "
+            "and ingest again (index toy / index add), or restore it from a backup."
+        )
+    return ReelgraphError(
+        f"Chroma could not {action} at {where}.", why=f"{type(error).__name__}: {text}", fix=fix
+    )
 
 
 def _is_connection_error(error: BaseException) -> bool:

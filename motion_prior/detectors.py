@@ -188,7 +188,11 @@ class GroundingDinoDetector:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
         try:
             processor = AutoProcessor.from_pretrained(self.model_name, local_files_only=offline)
-            model = GroundingDinoForObjectDetection.from_pretrained(self.model_name, local_files_only=offline)
+            model = GroundingDinoForObjectDetection.from_pretrained(
+                self.model_name,
+                local_files_only=offline,
+                use_safetensors=True,  # never a pickle .bin
+            )
         except OSError as error:
             raise ReelgraphError(
                 f"GroundingDINO model {self.model_name!r} cannot be loaded.",

@@ -7,12 +7,13 @@ previous version (or nothing) behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from reelgraph import strict_json
 
 
 def _umask() -> int:
@@ -53,4 +54,4 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    return write_text(path, strict_json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

@@ -39,7 +39,24 @@ def default_run_dir(parent: Path, prompt: str, now: datetime | None = None) -> P
     return parent / f"{stamp}-{slugify(prompt)}"
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """``path`` or the first of its parents that exists as something other than a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def _not_writable(path: Path, error: OSError) -> ReelgraphError:
+    blocker = _file_in_the_way(Path(path))
+    if blocker is not None:
+        return ReelgraphError(
+            f"Output path {str(path)!r} is not writable: {str(blocker)!r} is a file."
+            if blocker != Path(path)
+            else f"Output path {str(path)!r} is a file.",
+            why="a run's results go into a folder.",
+            fix="choose a folder path with --out.",
+        )
     return ReelgraphError(
         f"Output folder {str(path)!r} is not writable.",
         why=str(error),

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from reelgraph.errors import ReelgraphError
 
@@ -28,6 +28,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 ENV_PREFIX = "REELGRAPH_"
+# Every int setting fits a signed 64-bit integer: what torch seeds, msgpack checkpoints and JSON readers hold.
+INT_MAX = 2**63 - 1
 # Settings that read a well-known variable when neither their REELGRAPH_ variable nor the config sets them.
 ENV_FALLBACKS = {"llm_base_url": "OPENAI_BASE_URL", "llm_api_key": "OPENAI_API_KEY"}
 Source = Literal["default", "config", "env", "cli"]
@@ -36,7 +38,8 @@ Source = Literal["default", "config", "env", "cli"]
 class Settings(BaseModel):
     """Every knob of a run. Field descriptions are shown by ``config show``."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: inf and nan are refused for every float setting, however given.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     home: Path = Field(description="data directory: Chroma, caches, sessions, config")
     # -- the video model ---------------------------------------------------------------
@@ -173,6 +176,16 @@ class Settings(BaseModel):
     clip_cache: bool = Field(
         True, description="reuse a clip made before with the same model, seed and request"
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_64_bits(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not -INT_MAX - 1 <= value <= INT_MAX:
+            low = next(
+                (m.ge for m in cls.model_fields[info.field_name].metadata if hasattr(m, "ge")), -INT_MAX - 1
+            )
+            raise ValueError(f"{value} is out of range: give a whole number between {low} and {INT_MAX}")
+        return value
 
     @property
     def cache_dir(self) -> Path:

@@ -63,3 +63,15 @@ def test_run_folder_names_and_cleanup(tmp_path):
         (folder / "video.mp4").write_bytes(b"half")
         raise KeyboardInterrupt
     assert not (tmp_path / "new").exists()
+
+
+def test_an_out_path_that_is_a_file_says_is_a_file(tmp_path):
+    from reelgraph.errors import ReelgraphError
+    from reelgraph.runs import prepare_run_dir, run_lock
+
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    for out in (blocker, blocker / "run", blocker / "a" / "b"):
+        with pytest.raises(ReelgraphError, match="is a file"), run_lock(out):
+            prepare_run_dir(out)
+    assert blocker.read_text() == "mine"

@@ -208,3 +208,13 @@ def test_locked_folder_refuses_a_second_writer(tmp_path):
 def test_missing_location():
     with pytest.raises(ReelgraphError):
         MemoryStore()
+
+
+def test_a_corrupt_embedded_database_is_an_error_with_a_fix(tmp_path):
+    folder = tmp_path / "home" / "chroma"
+    folder.mkdir(parents=True)
+    (folder / "chroma.sqlite3").write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(ReelgraphError) as info:
+        MemoryStore(tmp_path / "home").count()
+    assert info.value.fix and "damaged" in info.value.fix and str(folder) in info.value.fix
+    assert (folder / "chroma.sqlite3").read_bytes().startswith(b"this is not")  # the user's file is kept

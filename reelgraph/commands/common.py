@@ -6,7 +6,6 @@ Sampling flags have their own module (:mod:`reelgraph.commands.sampling`).
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
+
+from reelgraph import strict_json
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,7 +41,7 @@ def settings_from(ctx: typer.Context, **flags: Any):
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(strict_json.dumps(data, indent=2, default=str) + "\n")
 
 
 def absolute(path: Path | None) -> Path | None:

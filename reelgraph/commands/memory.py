@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from reelgraph.commands.common import (
     ChromaUrlOpt,
@@ -22,6 +21,7 @@ from reelgraph.commands.common import (
     settings_from,
 )
 from reelgraph.commands.progress import ProgressBars
+from reelgraph.terminal_text import escape
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect the video pool (Chroma).")
 
@@ -38,7 +38,9 @@ def _print_ingest(stats, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"pool {stats.pool!r} from {stats.source}", title_justify="left", show_header=False)
+    table = Table(
+        title=escape(f"pool {stats.pool!r} from {stats.source}"), title_justify="left", show_header=False
+    )
     for name in ("rows", "added", "already_indexed", "duplicates", "invalid_rows", "missing_videos",
                  "corrupt_videos", "total_in_pool"):  # fmt: skip
         table.add_row(name.replace("_", " "), str(getattr(stats, name)))
@@ -100,9 +102,9 @@ def index_stats(ctx: typer.Context, chroma_url: str = ChromaUrlOpt, as_json: boo
     if as_json:
         print_json(stats.model_dump())
         return
-    out.print(f"{stats.location}: {stats.captions} captions, {stats.phrases} unit phrases")
+    out.print(f"{escape(stats.location)}: {stats.captions} captions, {stats.phrases} unit phrases")
     for name, count in stats.pools.items():
-        out.print(f"  pool {name}: {count}")
+        out.print(f"  pool {escape(name)}: {count}")
     if stats.disk_bytes is not None:
         out.print(f"  disk: {stats.disk_bytes / 1e6:.1f} MB")
 
@@ -122,7 +124,7 @@ def index_remove(
     if as_json:
         print_json(result.model_dump())
         return
-    out.print(f"Removed {result.removed} records of pool {pool!r}; {result.remaining} remain.")
+    out.print(escape(f"Removed {result.removed} records of pool {pool!r}; {result.remaining} remain."))
 
 
 def units(
@@ -136,7 +138,7 @@ def units(
         return
     from rich.table import Table
 
-    table = Table(title=text, title_justify="left")
+    table = Table(title=escape(text), title_justify="left")
     for column in ("", "motion", "actor", "recipient", "motion phrase", "actor phrase", "recipient phrase"):
         table.add_column(column)
     for i, u in enumerate(parsed.units):
@@ -169,7 +171,7 @@ def search(
     if not result.motion_hits:
         out.print("The pool is empty: add videos with `index add` or `index toy`.")
         return
-    table = Table(title=f"motion-prior hits for {text!r}", title_justify="left")
+    table = Table(title=escape(f"motion-prior hits for {text!r}"), title_justify="left")
     for column in ("#", "total", "sentence", "motion", "actor", "units", "caption", "video", "label"):
         table.add_column(column)
     for rank, hit in enumerate(result.motion_hits, start=1):

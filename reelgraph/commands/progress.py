@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reelgraph.commands.common import err
+from reelgraph.terminal_text import escape
 
 
 class ProgressBars:
@@ -43,7 +44,7 @@ class ProgressBars:
             )
             self._progress.start()
         if label not in self._tasks:
-            self._tasks[label] = self._progress.add_task(label, total=total)
+            self._tasks[label] = self._progress.add_task(escape(label), total=total)
         self._progress.update(self._tasks[label], completed=completed, total=total)
 
     def counter(self, label: str) -> Callable[[int, int], None]:
