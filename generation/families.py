@@ -215,17 +215,22 @@ def _supported_summary() -> str:
 
 def family_of_index(index: dict) -> Family:
     """The family a ``model_index.json`` describes (raises for one we do not know)."""
-    pipeline = index.get("_class_name", "?")
+    if not isinstance(index, dict):
+        raise ReelgraphError(
+            f"model_index.json holds a JSON {type(index).__name__}, not an object.",
+            fix="repair or re-download the model.",
+        )
+    pipeline = str(index.get("_class_name", "?"))
     if pipeline == "WanPipeline":
         if index.get("expand_timesteps"):
             return WAN22_TI2V
-        two_experts = index.get("boundary_ratio") is not None and (index.get("transformer_2") or [None])[0]
+        two_experts = index.get("boundary_ratio") is not None and _component(index, "transformer_2")
         return WAN22 if two_experts else WAN21
     for family in FAMILIES:
         if pipeline in family.pipeline_classes:
             return family
     if "unet" in index and "transformer" not in index:
-        return UNET3D if index["unet"][1] == "UNet3DConditionModel" else ANIMATEDIFF
+        return UNET3D if _component(index, "unet") == "UNet3DConditionModel" else ANIMATEDIFF
     known = (
         " (a video model family reelgraph does not know yet)" if pipeline in _OTHER_VIDEO_PIPELINES else ""
     )
@@ -234,6 +239,14 @@ def family_of_index(index: dict) -> Family:
         why=f"reelgraph samples: {_supported_summary()}.",
         fix="use a folder in one of those layouts, or 'toy' for the embedded model.",
     )
+
+
+def _component(index: dict, name: str) -> str | None:
+    """The class of component ``name`` (``"unet": ["diffusers", "UNet3DConditionModel"]``), or None."""
+    entry = index.get(name)
+    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str):
+        return entry[1]
+    return None
 
 
 def family_of(folder: Path) -> Family:

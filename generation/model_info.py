@@ -70,7 +70,7 @@ class ModelInfo:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError as error:
         raise ReelgraphError(
             f"{path.parent.name or path.parent}/ has no {path.name}.",
@@ -78,10 +78,17 @@ def _read_json(path: Path) -> dict:
             "scheduler/, text encoder).",
             fix="point --model at such a folder or a hub id, or use 'toy' for the embedded model.",
         ) from error
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ReelgraphError(
             f"{path} is not valid JSON: {error}.", fix="repair or re-download the model."
         ) from error
+    if not isinstance(data, dict):
+        raise ReelgraphError(
+            f"{path} holds a JSON {type(data).__name__}, not an object.",
+            why="diffusers' config files are JSON objects of named settings.",
+            fix="repair or re-download the model.",
+        )
+    return data
 
 
 def safetensors_parameter_count(folder: Path) -> int:
@@ -104,8 +111,23 @@ def safetensors_parameter_count(folder: Path) -> int:
 def read_model_info(
     path: str | Path, model_id: str | None = None, hash_memo: Path | None = None
 ) -> ModelInfo:
-    """Describe the model folder at ``path`` from its configs."""
-    folder = Path(path)
+    """Describe the model folder at ``path`` from its configs.
+
+    A config value of the wrong kind (a string where a number belongs, a missing list) is refused
+    as the folder's fault, whichever value it is, never a ``TypeError`` from deep inside.
+    """
+    try:
+        return _read_model_info(Path(path), model_id, hash_memo)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as error:
+        raise ReelgraphError(
+            f"The configs of model folder {str(path)!r} do not describe a model reelgraph can read "
+            f"({type(error).__name__}: {error}).",
+            why="a config file holds a value of the wrong kind, or lacks one reelgraph needs.",
+            fix="repair or re-download the model (compare its configs with the model's original repository).",
+        ) from error
+
+
+def _read_model_info(folder: Path, model_id: str | None, hash_memo: Path | None) -> ModelInfo:
     if not folder.is_dir():
         raise ReelgraphError(
             f"Model folder {str(folder)!r} does not exist.",
