@@ -155,6 +155,24 @@ def _llm(settings: Settings) -> Check:
     return Check("llm", "ok", f"{settings.llm_model} at {url}; {limits}")
 
 
+def _detector(settings: Settings) -> Check:
+    """The keyframe detector motion tuning would use for this model (Search-T2V §4.3)."""
+    from reelgraph.commands.common import services_for
+
+    name = services_for(settings).tuner.detector_name
+    if name == "toy":
+        return Check("keyframes", "ok", "toy probe detector (the model's planning.json)")
+    where = settings.detector_model
+    if where:
+        return Check("keyframes", "ok", f"GroundingDINO from {where}")
+    return Check(
+        "keyframes",
+        "warn",
+        "GroundingDINO, but no detector_model is set: motion tuning refuses to run rather than "
+        "crop whole frames silently; set REELGRAPH_DETECTOR_MODEL to a local folder",
+    )
+
+
 def _import_names(settings: Settings) -> Check:
     from reelgraph.distribution import TOP_LEVEL_NAMES, import_name_clashes
 
@@ -178,6 +196,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _home,
     _chroma,
     _llm,
+    _detector,
     _import_names,
 )
 
