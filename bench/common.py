@@ -42,3 +42,23 @@ def write_result(name: str, title: str, body: str) -> Path:
     write_text(path, text)
     print(text)
     return path
+
+
+def interleaved_timings(ours, theirs, repeats: int):
+    """Time ``ours`` and ``theirs`` alternately (after one warm-up each), so load from other
+    processes hits both alike. Returns ``(max |ours - theirs|, {name: [seconds]}, ours/theirs median ratio)``."""
+    import statistics
+    import time
+
+    import torch
+
+    times: dict[str, list[float]] = {"ours": [], "diffusers": []}
+    with torch.inference_mode():
+        difference = (ours() - theirs()).abs().max().item()  # also the warm-up of both
+        for _ in range(repeats):
+            for name, run in (("ours", ours), ("diffusers", theirs)):
+                started = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return difference, times, medians["ours"] / medians["diffusers"]

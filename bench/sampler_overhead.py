@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from bench.common import write_result
+from bench.common import interleaved_timings, write_result
 from generation.loaders import load_video_model
 from generation.sampling import sample_ddim
 
@@ -83,16 +82,8 @@ def main() -> None:
             output_type="latent",
         ).frames
 
-    times: dict[str, list[float]] = {"ours": [], "diffusers": []}
-    with torch.inference_mode():
-        difference = (ours() - theirs()).abs().max().item()  # also a warm-up of both
-        for _ in range(args.repeats):
-            for name, run in (("ours", ours), ("diffusers", theirs)):
-                started = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - started)
+    difference, times, ratio = interleaved_timings(ours, theirs, args.repeats)
     med = {name: statistics.median(values) for name, values in times.items()}
-    ratio = med["ours"] / med["diffusers"]
     body = f"""
 Model `{args.model}` ({model.info.unet_parameters / 1e6:.1f}M UNet parameters), {frames} frames of
 {model.info.width}x{model.info.height}, {args.steps} DDIM steps, guidance {args.guidance}, fp32 on the CPU;

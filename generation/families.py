@@ -11,7 +11,7 @@ refused by name, never with a layout error about a folder it lacks.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reelgraph.errors import ReelgraphError
@@ -119,35 +119,21 @@ WAN21 = Family(
     flow_shift=5.0,
     unsupported={m: _NOT_PORTED for m in METHODS if m not in _FLOW_PORTED},
 )
-WAN22 = Family(
+# Wan 2.2 keeps 2.1's VAE, text encoder and layout; the A14B pair adds a low-noise expert.
+WAN22 = replace(
+    WAN21,
     name="Wan 2.2 (two experts)",
-    pipeline_classes=("WanPipeline",),
-    sampler="flow",
-    latent_channels=16,
-    spatial_compression=8,
-    temporal_compression=4,
-    text_encoder="UMT5EncoderModel",
-    max_prompt_tokens=512,
     default_steps=40,
     default_guidance=4.0,
     flow_shift=12.0,
-    unsupported={
-        **{m: _NOT_PORTED for m in METHODS if m not in _FLOW_PORTED},
-        "motion_lora": _TWO_EXPERT_LORA,
-    },
+    unsupported={**WAN21.unsupported, "motion_lora": _TWO_EXPERT_LORA},
 )
-WAN22_TI2V = Family(
+WAN22_TI2V = replace(
+    WAN21,
     name="Wan 2.2 TI2V (5B)",
-    pipeline_classes=("WanPipeline",),
     sampler=None,
     latent_channels=48,
     spatial_compression=16,
-    temporal_compression=4,
-    text_encoder="UMT5EncoderModel",
-    max_prompt_tokens=512,
-    default_steps=50,
-    default_guidance=5.0,
-    flow_shift=5.0,
     unsupported={
         m: "recognised, not sampled yet: its 16x16 VAE (48 channels) and per-token timesteps "
         "(model_index expand_timesteps) are not in our flow loop"
