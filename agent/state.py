@@ -62,6 +62,7 @@ class ScenePlan(BaseModel):
     num_frames: int
     seed: int
     image: str | None = None
+    frames_asked: int | None = None  # set when the model's frame rule rounded num_frames up
     units: UnitsStep = Field(default_factory=lambda: UnitsStep.skipped(UNDECIDED))
     references: ReferencesStep = Field(default_factory=lambda: ReferencesStep.skipped(UNDECIDED))
     rewrite: RewriteStep = Field(default_factory=lambda: RewriteStep.skipped(UNDECIDED))

@@ -52,4 +52,5 @@ def read_flow_info(folder: Path, family: Family, model_id: str | None, hash_memo
         family=family.name,
         flow_shift=scheduler.get("flow_shift", scheduler.get("shift")),
         unsupported=dict(family.unsupported),
+        temporal_compression=family.temporal_compression,
     )

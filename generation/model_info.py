@@ -55,6 +55,13 @@ class ModelInfo:
     flow_shift: float | None = None
     # The paper methods this family cannot run, each with its reason (generation.families.METHODS).
     unsupported: dict[str, str] | None = None
+    # A causal 3-D VAE's time compression r: clips have k·r + 1 frames (Wan: 4). None: any count.
+    temporal_compression: int | None = None
+
+    def frames_for(self, num_frames: int) -> int:
+        """The clip length this model can make for ``num_frames``: the next ``k·r + 1`` (never fewer)."""
+        r = self.temporal_compression or 1
+        return num_frames if r == 1 else -(-(num_frames - 1) // r) * r + 1
 
     def refusal(self, method: str) -> str | None:
         """Why this model cannot run ``method``, or ``None`` where it can."""
@@ -62,7 +69,7 @@ class ModelInfo:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for key in ("family", "flow_shift", "unsupported"):
+        for key in ("family", "flow_shift", "unsupported", "temporal_compression"):
             if data[key] is None:
                 del data[key]
         return data

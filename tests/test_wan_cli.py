@@ -42,11 +42,29 @@ def test_generate_on_wan_writes_files_and_manifest(home, tiny_wan_dir, tmp_path)
     assert (manifest["sampling"]["height"], manifest["sampling"]["width"]) == (16, 16)
 
 
-def test_frames_not_4k_plus_1_are_refused_with_the_nearest_counts(home, tiny_wan_dir, tmp_path):
-    result = _generate(tiny_wan_dir, tmp_path / "run", "10")
-    assert result.exit_code == 1
-    text = " ".join(result.output.split())
-    assert "4k + 1" in text and "--frames 9 or 13" in text
+def test_frames_not_4k_plus_1_are_rounded_up_and_the_plan_says_why(home, tiny_wan_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["generate", PROMPT, "--model", str(tiny_wan_dir), "--out", str(out), "--steps", "2"]
+    result = CliRunner().invoke(cli.app, [*args, "--frames", "10", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    assert "10 frames rounded up to 13" in " ".join(result.stderr.split())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sampling"]["num_frames"] == 13
+    sampling = manifest["plan"]["scenes"][0]["sampling"]
+    assert "10 frames asked, rounded up to 13" in sampling["reason"] and "4k + 1" in sampling["reason"]
+
+
+def test_the_service_refuses_a_clip_that_is_not_4k_plus_1(tiny_wan_dir, tmp_path):
+    from generation.service import GenerationService
+    from reelgraph.contracts.clips import ClipRequest
+    from reelgraph.errors import ReelgraphError
+    from reelgraph.settings import Settings
+
+    service = GenerationService(Settings(home=tmp_path, model=str(tiny_wan_dir)).model_section)
+    with pytest.raises(ReelgraphError) as refused:
+        service.check_clip(ClipRequest(prompt=PROMPT, num_frames=10, seed=0, num_inference_steps=2,
+                                       guidance_scale=5.0))  # fmt: skip
+    assert "4k + 1" in " ".join(str(refused.value).split())
 
 
 @pytest.mark.parametrize(

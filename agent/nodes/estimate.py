@@ -32,7 +32,8 @@ def estimate_costs(state: RunState, services: Services) -> dict[str, Any]:
         peak = max(peak, memory)
         sampling = SamplingStep(
             status="planned",
-            reason=f"{_sampler(info)}, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}",
+            reason=f"{_sampler(info)}, {request.num_inference_steps} steps, guidance {request.guidance_scale:g}"
+            + _rounding(scene, info),
             model=info.model_id,
             **({"family": info.family, "flow_shift": info.flow_shift} if info.flow_shift is not None else {}),
             num_frames=request.num_frames,
@@ -80,3 +81,14 @@ def _refuse_what_the_model_cannot_do(state: RunState, scene, slots, info) -> Non
                 fix=f"ask for at most {info.num_frames} frames in one scene, without --image, "
                 "or use a model that runs it (README, method support per family).",
             )
+
+
+def _rounding(scene, info) -> str:
+    """Why the scene has more frames than were asked for, when the model's frame rule rounded them."""
+    if scene.frames_asked is None:
+        return ""
+    r = info.temporal_compression
+    return (
+        f"; {scene.frames_asked} frames asked, rounded up to {scene.num_frames}: the VAE compresses time "
+        f"{r}x after the first frame, so clips have {r}k + 1 frames"
+    )
