@@ -160,14 +160,7 @@ def sample_flow_clip(
     check_flow_frames(model.family, request.num_frames)
     setup = None
     if extension is not None:
-        setup = FlowClipExtension(
-            model.family,
-            extension,
-            request.num_frames,
-            request.num_inference_steps,
-            model.device,
-            model.dtype,
-        )
+        setup = FlowClipExtension(model, extension, request.num_frames, request.num_inference_steps)
     started = time.perf_counter()
     with torch.inference_mode():
         prompt = model.encode_prompt([request.prompt], max_sequence_length)

@@ -26,6 +26,12 @@ What runs, in latent frames ``j`` of ``n``:
   would decode to ``r`` new video frames in place of the ones ``keep="new"``
   drops.
 
+Image to video (``--image``): latent frame 0 is the image's Wan VAE latents
+``z_img`` (:func:`generation.long_video.encode_image`), held at every entry on
+the flow's own path ``x_σ = (1 − σ) z_img + σ ε`` (ε: the clip's own frame-0
+noise), and exactly ``z_img`` at the end (σ = 0); it decodes to the first
+video frame. The other latent frames are sampled freely around it.
+
 A hand-off (:class:`generation.extension.PromptFrames`) is clip ``i − 1``'s
 initial noise and its last ``m`` latent frames at entries ``0 .. S``:
 ``(S + 1, B, C, m, h, w)``.
@@ -51,9 +57,23 @@ def prompt_latent_frames(family: Family, prompt_frames: int) -> int:
 class FlowClipExtension:
     """One flow clip's share of the extension: its initial noise, the holding hook, its hand-off."""
 
-    def __init__(self, family: Family, spec: ClipStartSpec, num_frames: int, num_steps: int, device, dtype):
+    def __init__(self, model, spec: ClipStartSpec, num_frames: int, num_steps: int):
+        family: Family = model.family
+        device, dtype = model.device, model.dtype
+        self.image: torch.Tensor | None = None
+        self.sigmas: list[float] = []
         if spec.start == "image":
             family.refuse("image2video")
+            if spec.image_path is None:
+                raise ValueError("an image start needs the image")
+            from generation.long_video import encode_image
+
+            with torch.inference_mode():
+                self.image = encode_image(model, spec.image_path)  # (1, C, 1, h, w)
+            scheduler = model.make_scheduler()
+            scheduler.set_timesteps(num_steps)
+            sigmas = [float(s) for s in scheduler.sigmas]
+            self.sigmas = (sigmas + [0.0] * (num_steps + 1))[: num_steps + 1]
         if spec.anchor_role != "none":
             raise ReelgraphError(
                 f"Anchoring to the first clip is not available for {family.name} models.",
@@ -85,7 +105,13 @@ class FlowClipExtension:
 
     def initial_latents(self, fresh: torch.Tensor) -> torch.Tensor:
         """``z`` at σ = 1 ``(1, C, n, h, w)``: ``fresh`` (eq. 5), or eq. 6 / eq. 7 from the previous clip."""
-        if self.previous is None:
+        if self.image is not None:  # a virtual previous clip: the image on the flow path, entries 0 .. S
+            noise = fresh[:, :, :1]
+            image = self.image.to(fresh)
+            tail = torch.stack([(1.0 - s) * image + s * noise for s in self.sigmas])
+            self.previous = PromptFrames(initial=fresh, tail=tail)
+            initial = fresh
+        elif self.previous is None:
             initial = fresh
         elif self.params.pns:
             initial = past_dependent_noise(self.previous.initial, fresh, self.m, self.params.alpha)
@@ -97,8 +123,9 @@ class FlowClipExtension:
     def _hold(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
         if self.previous is None:
             return latents
+        held = self.previous.tail[entry]  # (B, C, m, h, w), or (B, C, 1, h, w) for an image
         out = latents.clone()
-        out[:, :, : self.m] = self.previous.tail[entry].to(latents)
+        out[:, :, : held.shape[2]] = held.to(latents)
         return out
 
     def _step(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
@@ -130,6 +157,9 @@ class FlowClipExtension:
             "start": self.spec.start,
             "prompt_frames": self.params.prompt_frames,
             "prompt_latent_frames": self.m,
-            "noise": ("FNR+PNS" if self.params.pns else "FNR") if self.previous is not None else "fresh",
+            "held_latent_frames": 0 if self.previous is None else int(self.previous.tail.shape[3]),
+            "noise": ("FNR+PNS" if self.params.pns else "FNR")
+            if self.previous is not None and self.image is None
+            else "fresh",
             "held": "every step" if self.previous is not None else "none",
         }

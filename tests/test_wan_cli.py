@@ -138,16 +138,20 @@ def test_index_invert_then_npnet_train_then_generate_with_npnet_on_wan(tiny_wan_
     assert noise["source"] == "npnet" and noise["npnet"] == report["path"] and noise["eta"] > 0
 
 
-def test_plan_on_wan_refuses_image2video_with_its_reason(home, tiny_wan_dir, tmp_path):
+def test_generate_on_wan_from_an_image(home, tiny_wan_dir, tmp_path):
     from PIL import Image
 
     image = tmp_path / "start.png"
     Image.new("RGB", (16, 16), (200, 30, 30)).save(image)
-    args = ["plan", PROMPT, "--model", str(tiny_wan_dir), "--steps", "4", "--image", str(image), "--json"]
-    result = CliRunner().invoke(cli.app, args)
-    assert result.exit_code == 1
-    text = " ".join(result.output.split())
-    assert "needs image2video" in text and "Wan 2.1" in text and "ported" in text
+    out = tmp_path / "run"
+    args = ["generate", PROMPT, "--model", str(tiny_wan_dir), "--out", str(out), "--steps", "4"]
+    result = CliRunner().invoke(cli.app, [*args, "--image", str(image), "--seed", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["start"] for c in manifest["long_video"]["clips"]] == ["image"]
+    assert manifest["plan"]["scenes"][0]["sampling"]["extension"]["held_latent_frames"] == 1
+    with Image.open(out / "video.gif") as gif:
+        assert gif.n_frames == 13
 
 
 def test_generate_25_frames_on_a_13_frame_wan_runs_extension_clips(home, tiny_wan_dir, tmp_path):

@@ -140,8 +140,9 @@ def test_unknown_pipeline_is_a_domain_error():
 
 
 def test_methods_not_ported_are_refused_with_reason():
-    with pytest.raises(ReelgraphError, match="not yet ported"):
-        WAN21.refuse("image2video")
+    with pytest.raises(ReelgraphError, match="each need their own"):
+        WAN22.refuse("motion_lora")
+    WAN21.refuse("image2video")  # every method is ported to the flow loop
     WAN21.refuse("hybrid")  # ported to the flow loop: no error
     UNET3D.refuse("hybrid")
 
@@ -386,15 +387,41 @@ def test_flow_extension_refuses_the_unet_anchor(tmp_path):
         sample_flow_clip(model, request, tmp_path / "a.safetensors", 16, 16, MAX_TOKENS, spec)
 
 
-def test_image_start_is_refused_on_the_flow_path(tmp_path):
+def test_image_start_holds_latent_frame_0_on_the_image(tmp_path):
+    """Image to video on Wan: latent frame 0 is the image's VAE latents at the end, on its flow path before."""
+    from PIL import Image
+    from safetensors.torch import load_file
+
     from generation.clip_plan import ClipStartSpec, ExtensionParams
     from generation.flow_clip import sample_flow_clip
+    from generation.flow_info import read_flow_info
+    from generation.long_video import encode_image
 
-    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
-    spec = ClipStartSpec(params=ExtensionParams(), start="image", image_path="x.png")
+    folder = save_tiny_wan(tmp_path / "wan")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    model.info = read_flow_info(folder, WAN21, None, None)  # the image is resized to the model's 16x16
+    image = tmp_path / "start.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(image)
+    spec = ClipStartSpec(params=ExtensionParams(), start="image", image_path=str(image))
     request = _request().model_copy(update={"num_frames": 13})
-    with pytest.raises(ReelgraphError, match=r"image2video is not available for Wan 2\.1"):
-        sample_flow_clip(model, request, tmp_path / "a.safetensors", 16, 16, MAX_TOKENS, spec)
+    seen = []
+    result = sample_flow_clip(
+        model,
+        request,
+        tmp_path / "a.safetensors",
+        16,
+        16,
+        MAX_TOKENS,
+        spec,
+        callback=lambda info: seen.append(info.latents.clone()),
+    )
+    z_img = encode_image(model, image)
+    latents = load_file(result.latents_path)["latents"]
+    assert torch.allclose(latents[:, :, :1], z_img, atol=1e-6)
+    assert not torch.allclose(seen[-1][:, :, :1], z_img, atol=1e-4)  # the last step moved it; held after
+    assert result.details["extension"]["held_latent_frames"] == 1 and result.start == "image"
+    plain = sample_flow_clip(model, request, tmp_path / "b.safetensors", 16, 16, MAX_TOKENS)
+    assert not torch.allclose(load_file(plain.latents_path)["latents"][:, :, :1], z_img, atol=1e-3)
 
 
 def test_npnet_noise_on_the_flow_path_is_pos_eq4_with_the_prompts_prediction(tmp_path):
