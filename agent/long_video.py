@@ -17,6 +17,7 @@ from typing import Any
 from agent.state import RunState, ScenePlan, SceneRequest
 from agent.steps import ExtensionStep
 from generation.clip_plan import ClipSlot, ClipStartKind, ClipStartSpec, ExtensionParams, plan_scene_clips
+from generation.families import family_named
 from generation.images import load_image
 from generation.model_info import ModelInfo
 from reelgraph.contracts.clips import ClipRequest, ClipResult
@@ -83,6 +84,11 @@ def check_request_length(scenes: list[SceneRequest], clip_frames: int, limit: in
         )
 
 
+def temporal_compression(info: ModelInfo) -> int:
+    """The model's VAE time compression ``r``: prompt frames are whole latent frames (``r k + 1``)."""
+    return family_named(info.family).temporal_compression
+
+
 def scene_clips(state: RunState, index: int, info: ModelInfo) -> list[ClipSlot]:
     """The clips of scene ``index`` (:func:`~generation.clip_plan.plan_scene_clips`)."""
     scene = state.scenes[index]
@@ -94,6 +100,7 @@ def scene_clips(state: RunState, index: int, info: ModelInfo) -> list[ClipSlot]:
         scene.seed,
         first_start=first_start(state, index),
         continued=continued,
+        temporal_compression=temporal_compression(info),
     )
 
 
@@ -116,7 +123,8 @@ def extension_step(
             clips=clips,
         )
     params = state.request.extension
-    how = params.describe(n)
+    r = temporal_compression(info)
+    how = params.describe(n, r)
     starts = {
         "previous_scene": f"continues scene {index}'s last frames",
         "image": "starts from the image",
@@ -132,7 +140,7 @@ def extension_step(
         status="planned",
         reason=reason,
         method=params.strategies,
-        params=params.resolved(n).model_dump() if params.mode == "vidrd" else params.model_dump(),
+        params=params.resolved(n, r).model_dump() if params.mode == "vidrd" else params.model_dump(),
         num_clips=len(slots),
         clips=clips,
         estimated_seconds=round(clip_seconds * extra_clips, 2),
@@ -228,7 +236,7 @@ def finish_clip(result: ClipResult, slot: ClipSlot) -> ClipResult:
     return result.model_copy(update={"kept": tuple(slot.kept)})
 
 
-def manifest_section(state: RunState, clip_frames: int) -> dict[str, Any]:
+def manifest_section(state: RunState, clip_frames: int, temporal_compression: int = 1) -> dict[str, Any]:
     """The manifest's ``long_video``: parameters, and per clip its scene, seed, start and kept frames."""
     params: ExtensionParams = state.request.extension
     clips = []
@@ -247,7 +255,9 @@ def manifest_section(state: RunState, clip_frames: int) -> dict[str, Any]:
             )
     return {
         "method": params.strategies,
-        "params": (params.resolved(clip_frames) if params.mode == "vidrd" else params).model_dump(),
+        "params": (
+            params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
+        ).model_dump(),
         "clip_frames": clip_frames,
         "scenes": [
             {

@@ -138,6 +138,7 @@ class SamplingStep(ToolStep):
     clip_cache: str | None = None
     made_in_seconds: float | None = None
     sampler: str | None = None  # "flow" when the flow-matching loop ran
+    extension: dict[str, Any] | None = None  # flow path: how the clip joined the one before (flow_extension)
 
 
 class ExtensionStep(ToolStep):

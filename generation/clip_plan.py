@@ -50,9 +50,28 @@ class ExtensionParams(BaseModel):
     continue_scenes: bool = True
     anchor: bool = False
 
-    def resolved(self, clip_frames: int) -> ExtensionParams:
-        """These parameters with ``M`` filled in for clips of ``clip_frames`` frames, checked."""
+    def resolved(self, clip_frames: int, temporal_compression: int = 1) -> ExtensionParams:
+        """These parameters with ``M`` filled in for clips of ``clip_frames`` frames, checked.
+
+        With a causal video VAE that compresses time ``r = temporal_compression``
+        times after the first frame (Wan: ``r = 4``), the prompt frames are whole
+        latent frames: ``m`` latent frames at the start of a clip decode to
+        ``M = r(m − 1) + 1`` video frames (the first latent frame is one frame,
+        each later one ``r``). The default ``N // 2`` is rounded down to such an
+        ``M``; an explicit ``M`` of another form is refused.
+        """
+        r = temporal_compression
         m = self.prompt_frames if self.prompt_frames is not None else max(1, clip_frames // 2)
+        if r > 1 and (m - 1) % r:
+            below = (m - 1) // r * r + 1
+            if self.prompt_frames is not None:
+                raise ReelgraphError(
+                    f"{m} prompt frames are not whole latent frames of this model.",
+                    why=f"its VAE compresses time {r}x after the first frame, so the prompt frames that "
+                    f"one clip hands to the next are {r}k + 1 video frames.",
+                    fix=f"set extension_prompt_frames to {below} or {below + r}.",
+                )
+            m = below
         if m >= clip_frames:
             raise ReelgraphError(
                 f"{m} prompt frames do not fit in clips of {clip_frames} frames.",
@@ -69,16 +88,16 @@ class ExtensionParams(BaseModel):
             return "independent"
         return "+".join(["FNR", *(["PNS"] if self.pns else []), *(["DSG"] if self.dsg else [])])
 
-    def new_frames(self, clip_frames: int) -> int:
+    def new_frames(self, clip_frames: int, temporal_compression: int = 1) -> int:
         """Frames an extension clip adds to the video."""
         if self.mode == "independent" or self.keep == "all":
             return clip_frames
-        return clip_frames - self.resolved(clip_frames).prompt_frames
+        return clip_frames - self.resolved(clip_frames, temporal_compression).prompt_frames
 
-    def describe(self, clip_frames: int) -> str:
+    def describe(self, clip_frames: int, temporal_compression: int = 1) -> str:
         if self.mode == "independent":
             return "independent clips joined end to end (no extension)"
-        p = self.resolved(clip_frames)
+        p = self.resolved(clip_frames, temporal_compression)
         parts = [f"VidRD {self.strategies}", f"M={p.prompt_frames}"]
         if self.pns:
             parts.append(f"α={p.alpha:g}")
@@ -125,6 +144,7 @@ def plan_scene_clips(
     *,
     first_start: ClipStartKind = "noise",
     continued: bool = False,
+    temporal_compression: int = 1,
 ) -> list[ClipSlot]:
     """The clips that make a scene of ``num_frames`` frames.
 
@@ -134,6 +154,7 @@ def plan_scene_clips(
             it continues the scene before, ``image`` for a user's image).
         continued: the next scene continues from this one, so this scene's
             last clip must be a whole clip whose last frame is shown.
+        temporal_compression: the VAE's ``r`` (:meth:`ExtensionParams.resolved`).
 
     A scene that fits in one clip, starts from noise and is not continued is
     one clip of exactly ``num_frames`` frames (no extension). Otherwise every
@@ -147,7 +168,7 @@ def plan_scene_clips(
         return [
             ClipSlot(index=0, seed=scene_seed, num_frames=num_frames, start="noise", kept=(0, num_frames))
         ]
-    params = params.resolved(clip_frames) if params.mode == "vidrd" else params
+    params = params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
     slots: list[ClipSlot] = []
     remaining = num_frames
     while remaining > 0:

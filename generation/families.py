@@ -68,7 +68,7 @@ class Family:
 
 
 _NOT_PORTED = "not yet ported to the flow-matching loop (issue 16)"
-_FLOW_PORTED = ("hybrid", "ona", "motion_lora")  # methods our flow-matching loop runs (issue 16)
+_FLOW_PORTED = METHODS  # every method runs on our flow-matching loop (issue 16)
 _TWO_EXPERT_LORA = (
     "a motion LoRA is tuned on one transformer; Wan 2.2's high- and low-noise experts would each need "
     "their own (not done yet)"

@@ -1,8 +1,10 @@
 """One clip from a flow-matching family (Wan 2.1 / 2.2), for :class:`~generation.service.GenerationService`.
 
-Hybrid semantics (POS eq. 8), ONA (POS eq. 2-4) and a motion LoRA (Search-T2V
+Hybrid semantics (POS eq. 8), ONA (POS eq. 2-4), NPNet noise (POS §4.2,
+trained on this model's flow inversions), a motion LoRA (Search-T2V
 §4.3 / VMC, on the transformer's self-attention, applied for the clip and
-removed after) run on the flow loop; the other methods of the papers are not
+removed after) and VidRD clip extension over latent frames
+(:mod:`generation.flow_extension`) run on the flow loop; the other methods of the papers are not
 yet ported, and a request that asks for one is refused with the family's
 reason (never silently sampled without it).
 
@@ -23,6 +25,7 @@ import torch
 
 from generation.adapters import applied_lora
 from generation.families import Family
+from generation.flow_extension import FlowClipExtension
 from generation.hybrid import hybrid_conditioning, rewrite_steps
 from generation.inversion_cache import InversionCache
 from generation.ona import cached_inversion, mix_noise
@@ -93,6 +96,41 @@ def _ona_noise(
     return mix_noise(eps, eps_inv, spec.eta), details
 
 
+def _npnet_noise(
+    model: WanModel, request: ClipRequest, eps: torch.Tensor, prompt: torch.Tensor, generator, load_npnet
+) -> tuple[torch.Tensor, dict]:
+    """POS eq. 4-5 on the flow path with NPNet's ``ε̂_inv`` (POS §4.2) for the prompt, mixed by η.
+
+    NPNet was trained on this model's cached flow inversions (``npnet train``),
+    so ``ε̂_inv`` is a state at σ = 1 like ONA's; it is drawn from ``generator``
+    after ``ε``, so ``ε`` is the same for every noise source of one seed.
+    """
+    spec = request.noise
+    if not spec.npnet:
+        raise ReelgraphError("NPNet noise was asked for without NPNet weights.", fix="set --npnet.")
+    if load_npnet is None:
+        raise ReelgraphError(
+            "NPNet noise needs its weights loader.", fix="sample through the generation service."
+        )
+    started = time.perf_counter()
+    net = load_npnet(spec.npnet)
+    context = prompt.float().to(next(net.parameters()).device)
+    eps_inv = net.sample(context, generator, eps.shape[2])  # latent frames
+    if eps_inv.shape != eps.shape:
+        raise ReelgraphError(
+            f"The npnet noise has shape {tuple(eps_inv.shape)}, the clip needs {tuple(eps.shape)}.",
+            why="the NPNet was trained for another clip size or model.",
+            fix="re-run `index invert` and `npnet train` for this model.",
+        )
+    details = {
+        "source": "npnet",
+        "npnet": spec.npnet,
+        "eta": spec.eta,
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+    return mix_noise(eps, eps_inv, spec.eta), details
+
+
 def sample_flow_clip(
     model: WanModel,
     request: ClipRequest,
@@ -103,11 +141,15 @@ def sample_flow_clip(
     extension: object | None = None,
     callback: StepCallback | None = None,
     inversions: InversionCache | None = None,
+    load_npnet=None,
 ) -> ClipResult:
     """Denoise one clip with our flow loop and save its latents ``(1, C, f, h, w)`` (safetensors).
 
     ONA noise reads the pool video's inversion from ``inversions`` (inverting
-    it once on a miss, then caching it), as on the DDIM path.
+    it once on a miss, then caching it), as on the DDIM path. ``extension``
+    (a :class:`~generation.clip_plan.ClipStartSpec`) makes the clip part of a
+    long video: VidRD eq. 6-7 noise and the previous clip's last latent frames
+    held at every step (:class:`~generation.flow_extension.FlowClipExtension`).
     """
     from safetensors.torch import save_file
 
@@ -116,6 +158,9 @@ def sample_flow_clip(
     for method in methods_asked(request, extension):
         model.family.refuse(method)
     check_flow_frames(model.family, request.num_frames)
+    setup = None
+    if extension is not None:
+        setup = FlowClipExtension(model, extension, request.num_frames, request.num_inference_steps)
     started = time.perf_counter()
     with torch.inference_mode():
         prompt = model.encode_prompt([request.prompt], max_sequence_length)
@@ -127,7 +172,11 @@ def sample_flow_clip(
         if request.noise.source == "ona" and request.noise.eta > 0:
             # Before the LoRA goes in: a cached inversion belongs to the base model alone.
             latents, noise_details = _ona_noise(model, request, latents, inversions)
+        elif request.noise.source == "npnet" and request.noise.eta > 0:
+            latents, noise_details = _npnet_noise(model, request, latents, prompt, generator, load_npnet)
         latents = latents.to(model.device)
+        if setup is not None:
+            latents = setup.initial_latents(latents)
         steps = request.num_inference_steps
         m = rewrite_steps(steps, request.gamma) if request.rewritten_prompt else 0
         conditioning = prompt
@@ -137,8 +186,16 @@ def sample_flow_clip(
     # The LoRA goes in outside inference mode (its weights are parameters) and comes out after sampling.
     with applied_lora(model.transformer, request.lora_path, request.lora_scale), torch.inference_mode():
         latents = model.sample(
-            conditioning, negative, latents, steps, request.guidance_scale, callback=callback
+            conditioning,
+            negative,
+            latents,
+            steps,
+            request.guidance_scale,
+            callback=callback,
+            latents_hook=setup.hook if setup else None,
         )
+        if setup is not None:
+            latents = setup.finish(latents)
     with atomic_path(latents_path) as tmp:
         save_file({"latents": latents.float().cpu().contiguous()}, str(tmp))
     return ClipResult(
@@ -153,5 +210,8 @@ def sample_flow_clip(
             "sampler": "flow",
             **({"lora": request.lora_path, "lora_scale": request.lora_scale} if request.lora_path else {}),
             "flow_shift": model.flow_shift,
+            **({"extension": setup.details()} if setup else {}),
         },
+        start=extension.start if extension is not None else "noise",
+        handoff_path=extension.handoff_path if extension is not None else None,
     )

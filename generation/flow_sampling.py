@@ -21,6 +21,7 @@ import torch
 
 from generation.sampling import Conditioning, StepCallback, StepInfo, _embeds_at
 
+LatentsHook = Callable[[int, int, torch.Tensor], torch.Tensor]
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -57,6 +58,7 @@ def flow_sample(
     num_inference_steps: int,
     boundary_timestep: float | None = None,
     callback: StepCallback | None = None,
+    latents_hook: LatentsHook | None = None,
 ) -> torch.Tensor:
     """Integrate the flow ODE from noise ``latents`` ``(B, C, F, h, w)`` to clean latents.
 
@@ -66,6 +68,11 @@ def flow_sample(
     or ``UniPCMultistepScheduler`` with ``use_flow_sigmas``), set up here.
     ``prompt_embeds`` may be a callable ``step -> (B, L, D)``: hybrid semantics
     (POS eq. 8), the rewritten text for the first ⌊γT⌋ steps, the original after.
+    ``latents_hook(step, t, latents)`` sees (and may replace) the input of each
+    step, entry ``k`` = input of step ``k``, as in
+    :func:`~generation.sampling.sample_ddim` (VidRD extension on latent
+    frames, :mod:`generation.flow_extension`); entry ``S``, the output, is the
+    caller's.
     """
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
     scheduler.set_begin_index(0)
@@ -73,6 +80,8 @@ def flow_sample(
     for i, t in enumerate(timesteps):
         low_noise = boundary_timestep is not None and t < boundary_timestep
         expert = experts[1] if low_noise else experts[0]
+        if latents_hook is not None:
+            latents = latents_hook(i, int(t), latents)
         velocity = guided_velocity(expert, latents, t, _embeds_at(prompt_embeds, i), negative_prompt_embeds)
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
         if callback is not None:

@@ -83,6 +83,20 @@ def inversion_pairs(settings: Settings, model, records: Sequence[Any]):
     return captions, torch.stack(tensors)
 
 
+def prompt_contexts(model, captions: Sequence[str]):
+    """``(B, L, D)`` float32 CPU text states, as the model conditions on them (NPNet's context).
+
+    A flow model (Wan) pads its UMT5 states to the folder's ``max_prompt_tokens``
+    and zeroes them past each prompt (:meth:`~generation.wan_backend.WanModel.encode_prompt`);
+    a UNet model returns CLIP states with their truncation flags.
+    """
+    from generation.wan_backend import WanModel
+
+    if isinstance(model, WanModel):
+        return model.encode_prompt(list(captions), model.info.max_prompt_tokens).float().cpu()
+    return model.encode_prompt(list(captions)).embeds.float().cpu()
+
+
 def train_npnet_on_pool(
     settings: Settings,
     model,
@@ -104,10 +118,7 @@ def train_npnet_on_pool(
     captions, targets = inversion_pairs(settings, model, records)
     with torch.no_grad():
         contexts = torch.cat(
-            [
-                model.encode_prompt(captions[i : i + 64]).embeds.float().cpu()
-                for i in range(0, len(captions), 64)
-            ]
+            [prompt_contexts(model, captions[i : i + 64]) for i in range(0, len(captions), 64)]
         )
     net, report = train_npnet(
         contexts, targets, minutes=minutes, max_steps=max_steps, seed=seed, progress=progress

@@ -199,6 +199,7 @@ class GenerationService:
             extension,
             on_step,
             inversions=self.inversions,
+            load_npnet=self.npnet,
         )
 
     # -- POS's stores ------------------------------------------------------------------------
@@ -222,11 +223,13 @@ class GenerationService:
         from generation.backend import frames_to_uint8
 
         latents = load_file(str(latents_path))["latents"]
-        if kept is not None:
+        if kept is not None and not self.is_flow:
             latents = latents[:, :, kept[0] : kept[1]]
         latents = latents.to(self.model.device, self.model.dtype)
         with torch.inference_mode():
-            return frames_to_uint8(self.model.decode_latents(latents))[0]
+            frames = frames_to_uint8(self.model.decode_latents(latents))[0]
+        # A causal VAE (Wan) decodes the whole clip; ``kept`` counts its video frames, not latent ones.
+        return frames[kept[0] : kept[1]] if kept is not None and self.is_flow else frames
 
     def write_outputs(
         self,

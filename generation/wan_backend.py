@@ -23,7 +23,7 @@ import torch
 
 from generation.families import WAN22, Family, family_of
 from generation.flow_inversion import flow_invert
-from generation.flow_sampling import Expert, flow_sample
+from generation.flow_sampling import Expert, LatentsHook, flow_sample
 from generation.model_info import ModelInfo
 from generation.sampling import Conditioning, StepCallback
 
@@ -116,6 +116,7 @@ class WanModel:
         guidance_scale: float,
         guidance_scale_2: float | None = None,
         callback: StepCallback | None = None,
+        latents_hook: LatentsHook | None = None,
     ) -> torch.Tensor:
         scheduler = self.make_scheduler()
         return flow_sample(
@@ -127,6 +128,7 @@ class WanModel:
             num_inference_steps,
             boundary_timestep=self.boundary_timestep(scheduler),
             callback=callback,
+            latents_hook=latents_hook,
         )
 
     @torch.no_grad()

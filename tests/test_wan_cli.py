@@ -130,15 +130,63 @@ def test_index_invert_then_generate_with_ona_on_wan(tiny_wan_dir, tmp_path):
     assert noise["inversion"] == "flow" and noise["eps_inv_std"] > 0
 
 
-def test_plan_on_wan_refuses_what_the_family_cannot_run_with_its_reason(home, tiny_wan_dir, monkeypatch):
-    """NPNet is chosen away from with the reason; a scene longer than one clip is refused in the plan."""
+def test_index_invert_then_npnet_train_then_generate_with_npnet_on_wan(tiny_wan_dir, tmp_path, monkeypatch):
+    """NPNet on the flow path: trained on (caption, cached flow inversion) pairs, then sampled from."""
+    home = str(tmp_path / "home")
+
+    def invoke(*args):
+        result = CliRunner().invoke(cli.app, ["--home", home, *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    invoke("index", "toy", "--n", "4", "--json")
+    model = ["--model", str(tiny_wan_dir), "--steps", "3"]
+    assert invoke("index", "invert", *model, "--json")["inverted"] == 4
+    report = invoke("npnet", "train", *model, "--max-steps", "20", "--json")
+    assert report["train_pairs"] >= 1 and report["steps"] == 20
+    from generation.npnet import load_npnet
+
+    net = load_npnet(report["path"])
+    assert (net.config.latent_channels, net.config.num_frames) == (16, 4)  # 13 frames = 4 latent frames
     monkeypatch.setenv("REELGRAPH_NOISE_SOURCE", "npnet")
-    args = ["plan", PROMPT, "--model", str(tiny_wan_dir), "--steps", "4", "--frames", "9", "--json"]
-    result = CliRunner().invoke(cli.app, args)
+    out = tmp_path / "run"
+    invoke("generate", PROMPT, *model, "--out", str(out), "--seed", "1", "--json")
+    manifest = json.loads((out / "manifest.json").read_text())
+    noise = manifest["plan"]["scenes"][0]["sampling"]["noise"]
+    assert noise["source"] == "npnet" and noise["npnet"] == report["path"] and noise["eta"] > 0
+
+
+def test_generate_on_wan_from_an_image(home, tiny_wan_dir, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "start.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(image)
+    out = tmp_path / "run"
+    args = ["generate", PROMPT, "--model", str(tiny_wan_dir), "--out", str(out), "--steps", "4"]
+    result = CliRunner().invoke(cli.app, [*args, "--image", str(image), "--seed", "5", "--json"])
     assert result.exit_code == 0, result.output
-    noise = json.loads(result.output)["scenes"][0]["noise"]
-    assert noise["source"] == "random" and "NPNet is not available for this model" in noise["reason"]
-    result = CliRunner().invoke(cli.app, [*args[:-3], "--frames", "25", "--json"])
-    assert result.exit_code == 1
-    text = " ".join(result.output.split())
-    assert "needs extension" in text and "Wan 2.1" in text and "ported" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["start"] for c in manifest["long_video"]["clips"]] == ["image"]
+    assert manifest["plan"]["scenes"][0]["sampling"]["extension"]["held_latent_frames"] == 1
+    with Image.open(out / "video.gif") as gif:
+        assert gif.n_frames == 13
+
+
+def test_generate_25_frames_on_a_13_frame_wan_runs_extension_clips(home, tiny_wan_dir, tmp_path):
+    """VidRD on latent frames: M = 5 prompt frames = 2 latent frames, so clips add 13, 8 and 4 frames."""
+    from PIL import Image
+
+    out = tmp_path / "run"
+    result = _generate(tiny_wan_dir, out, "25")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    long_video = manifest["long_video"]
+    assert long_video["params"]["prompt_frames"] == 5  # 13 // 2 = 6 rounded down to 4k + 1
+    clips = long_video["clips"]
+    assert [c["start"] for c in clips] == ["noise", "previous_clip", "previous_clip"]
+    assert [c["kept"] for c in clips] == [[0, 13], [5, 13], [5, 9]]
+    assert sum(k[1] - k[0] for k in (c["kept"] for c in clips)) == 25
+    extension = manifest["plan"]["scenes"][0]["sampling"]["extension"]
+    assert extension["prompt_latent_frames"] == 2
+    with Image.open(out / "video.gif") as gif:
+        assert gif.n_frames == 25

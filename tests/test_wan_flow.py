@@ -140,8 +140,9 @@ def test_unknown_pipeline_is_a_domain_error():
 
 
 def test_methods_not_ported_are_refused_with_reason():
-    with pytest.raises(ReelgraphError, match="not yet ported"):
-        WAN21.refuse("npnet")
+    with pytest.raises(ReelgraphError, match="each need their own"):
+        WAN22.refuse("motion_lora")
+    WAN21.refuse("image2video")  # every method is ported to the flow loop
     WAN21.refuse("hybrid")  # ported to the flow loop: no error
     UNET3D.refuse("hybrid")
 
@@ -191,7 +192,6 @@ def test_hybrid_semantics_on_the_flow_loop(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "method", "family"),
     [
-        ({"noise": {"source": "npnet", "eta": 0.5}}, "npnet", "Wan 2.1"),
         ({"lora_path": "x.safetensors"}, "motion_lora", "Wan 2.2"),
     ],
 )
@@ -318,3 +318,137 @@ def test_wan22_inversion_uses_each_expert_on_its_side_of_the_boundary(tmp_path):
     sigmas = scheduler.sigmas.flip(0)[:-1]  # the σ each inversion step evaluates at, 0 upwards
     assert calls == ["high" if s * 1000 >= 875 else "low" for s in sigmas.tolist()]
     assert calls[0] == "low" and calls[-1] == "high"
+
+
+def test_flow_extension_holds_the_previous_clips_last_latent_frames(tmp_path):
+    """Clip 2's first m latent frames are clip 1's last m at every entry, so also in the clean latents."""
+    from safetensors.torch import load_file
+
+    from generation.clip_plan import ClipStartSpec, ExtensionParams
+    from generation.extension import PromptFrames, past_dependent_noise
+    from generation.flow_clip import sample_flow_clip
+
+    folder = save_tiny_wan(tmp_path / "wan")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    params = ExtensionParams()  # M = 13 // 2 = 6, rounded down to 5 video frames = 2 latent frames
+    handoff_1, handoff_2 = tmp_path / "h1.safetensors", tmp_path / "h2.safetensors"
+    first = ClipStartSpec(params=params, start="noise", handoff_path=str(handoff_1))
+    request = _request().model_copy(update={"num_frames": 13})
+    one = sample_flow_clip(model, request, tmp_path / "1.safetensors", 16, 16, MAX_TOKENS, first)
+    assert one.details["extension"]["prompt_latent_frames"] == 2
+    second = ClipStartSpec(
+        params=params, start="previous_clip", previous_path=str(handoff_1), handoff_path=str(handoff_2)
+    )
+    seen = []
+    two = sample_flow_clip(
+        model,
+        request.model_copy(update={"seed": 9}),
+        tmp_path / "2.safetensors",
+        16,
+        16,
+        MAX_TOKENS,
+        second,
+        callback=lambda info: seen.append(info.latents.clone()),
+    )
+    z1, z2 = load_file(one.latents_path)["latents"], load_file(two.latents_path)["latents"]
+    assert z1.shape == z2.shape == (1, 16, 4, 2, 2)  # 13 frames = 4 latent frames
+    assert torch.equal(z2[:, :, :2], z1[:, :, 2:])  # the held prompt frames
+    assert not torch.allclose(z2[:, :, 2:], z1[:, :, 2:])  # the new ones are sampled
+    h1, h2 = PromptFrames.load(handoff_1), PromptFrames.load(handoff_2)
+    assert h1.tail.shape == (5, 1, 16, 2, 2, 2)  # entries 0 .. S of the last 2 latent frames
+    for entry in range(1, 4):  # the output of step k-1 is held to clip 1's entry k before step k
+        assert not torch.equal(seen[entry - 1][:, :, :2], h1.tail[entry])  # sampled, then replaced
+    fresh = torch.randn(z2.shape, generator=torch.Generator("cpu").manual_seed(9))
+    expected = past_dependent_noise(h1.initial, fresh, 2, params.alpha)  # VidRD eq. 7 (PNS)
+    assert torch.allclose(h2.initial[:, :, 2:], expected[:, :, 2:])
+    assert torch.equal(h2.initial[:, :, :2], h1.tail[0])  # entry 0 holds too
+
+
+def test_flow_prompt_frames_must_be_whole_latent_frames():
+    from generation.clip_plan import ExtensionParams, plan_scene_clips
+
+    assert ExtensionParams().resolved(13, 4).prompt_frames == 5
+    assert ExtensionParams().resolved(13).prompt_frames == 6  # the UNet path counts frames one by one
+    with pytest.raises(ReelgraphError, match="whole latent frames") as caught:
+        ExtensionParams(prompt_frames=6).resolved(13, 4)
+    assert "5 or 9" in caught.value.fix
+    slots = plan_scene_clips(25, 13, ExtensionParams(), 1, temporal_compression=4)
+    assert [s.kept for s in slots] == [(0, 13), (5, 13), (5, 9)]
+
+
+def test_flow_extension_refuses_the_unet_anchor(tmp_path):
+    from generation.clip_plan import ClipStartSpec, ExtensionParams
+    from generation.flow_clip import sample_flow_clip
+
+    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
+    spec = ClipStartSpec(params=ExtensionParams(anchor=True), anchor_role="record", anchor_path="a")
+    request = _request().model_copy(update={"num_frames": 13})
+    with pytest.raises(ReelgraphError, match="Anchoring"):
+        sample_flow_clip(model, request, tmp_path / "a.safetensors", 16, 16, MAX_TOKENS, spec)
+
+
+def test_image_start_holds_latent_frame_0_on_the_image(tmp_path):
+    """Image to video on Wan: latent frame 0 is the image's VAE latents at the end, on its flow path before."""
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from generation.clip_plan import ClipStartSpec, ExtensionParams
+    from generation.flow_clip import sample_flow_clip
+    from generation.flow_info import read_flow_info
+    from generation.long_video import encode_image
+
+    folder = save_tiny_wan(tmp_path / "wan")
+    model = load_wan_model(folder, torch.device("cpu"), torch.float32)
+    model.info = read_flow_info(folder, WAN21, None, None)  # the image is resized to the model's 16x16
+    image = tmp_path / "start.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(image)
+    spec = ClipStartSpec(params=ExtensionParams(), start="image", image_path=str(image))
+    request = _request().model_copy(update={"num_frames": 13})
+    seen = []
+    result = sample_flow_clip(
+        model,
+        request,
+        tmp_path / "a.safetensors",
+        16,
+        16,
+        MAX_TOKENS,
+        spec,
+        callback=lambda info: seen.append(info.latents.clone()),
+    )
+    z_img = encode_image(model, image)
+    latents = load_file(result.latents_path)["latents"]
+    assert torch.allclose(latents[:, :, :1], z_img, atol=1e-6)
+    assert not torch.allclose(seen[-1][:, :, :1], z_img, atol=1e-4)  # the last step moved it; held after
+    assert result.details["extension"]["held_latent_frames"] == 1 and result.start == "image"
+    plain = sample_flow_clip(model, request, tmp_path / "b.safetensors", 16, 16, MAX_TOKENS)
+    assert not torch.allclose(load_file(plain.latents_path)["latents"][:, :, :1], z_img, atol=1e-3)
+
+
+def test_npnet_noise_on_the_flow_path_is_pos_eq4_with_the_prompts_prediction(tmp_path):
+    """The clip starts from ``ε/√(1+η²) + η ε̂_inv/√(1+η²)``, ``ε̂_inv`` drawn after ``ε`` from the seed."""
+    from safetensors.torch import load_file
+
+    from generation.flow_clip import sample_flow_clip
+    from generation.npnet import NPNet, NPNetConfig
+    from generation.ona import mix_noise
+
+    model = load_wan_model(save_tiny_wan(tmp_path / "wan"), torch.device("cpu"), torch.float32)
+    torch.manual_seed(0)
+    config = NPNetConfig(
+        context_dim=32, latent_channels=16, num_frames=2, latent_height=2, latent_width=2, dim=16
+    )
+    net = NPNet(config).eval()
+    request = _request(noise={"source": "npnet", "eta": 0.5, "npnet": "n.safetensors"})
+    result = sample_flow_clip(
+        model, request, tmp_path / "a.safetensors", 16, 16, MAX_TOKENS, load_npnet=lambda path: net
+    )
+    assert result.details["noise"]["source"] == "npnet"
+    generator = torch.Generator("cpu").manual_seed(request.seed)
+    eps = torch.randn((1, 16, 2, 2, 2), generator=generator)  # 5 frames = 2 latent frames
+    prompt = model.encode_prompt([PROMPT], MAX_TOKENS)
+    start = mix_noise(eps, net.sample(prompt, generator, 2), 0.5)
+    negative = model.encode_prompt([""], MAX_TOKENS)
+    expected = model.sample(prompt, negative, start, 4, request.guidance_scale)
+    assert torch.allclose(load_file(result.latents_path)["latents"], expected, atol=1e-5)
+    random = sample_flow_clip(model, _request(), tmp_path / "b.safetensors", 16, 16, MAX_TOKENS)
+    assert not torch.allclose(load_file(random.latents_path)["latents"], expected, atol=1e-3)

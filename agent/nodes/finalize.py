@@ -62,7 +62,9 @@ def build_manifest(state: RunState, services: Services, outputs: OutputFiles) ->
             "fps": outputs.fps,
         },
         "plan": state.plan_view(),
-        "long_video": long_video.manifest_section(state, info.num_frames),
+        "long_video": long_video.manifest_section(
+            state, info.num_frames, long_video.temporal_compression(info)
+        ),
         **({"origin": state.origin} if state.origin else {}),
         "timings": {name: round(seconds, 3) for name, seconds in state.timings.items()},
         "warnings": state.warnings,

@@ -1,0 +1,165 @@
+"""VidRD clip extension (§4.3, eq. 6-7) on the flow path, over *latent* frames.
+
+Frame arithmetic. Wan's causal VAE compresses time ``r = 4`` times after the
+first frame: a clip of ``N = r(n − 1) + 1`` video frames has ``n`` latent
+frames (13 frames = 4 latent frames, 81 = 21). Latent frame 0 decodes to one
+video frame, every later latent frame to ``r``. The prompt frames are whole
+latent frames: the last ``m`` latent frames of clip ``i − 1`` become the first
+``m`` of clip ``i``, and there decode to ``M = r(m − 1) + 1`` video frames
+(:meth:`generation.clip_plan.ExtensionParams.resolved` rounds the default
+``N // 2`` down to that form; for ``N = 13``: ``M = 5``, ``m = 2``). With
+``keep="new"`` an extension clip then adds ``N − M`` video frames (8 for
+``N = 13``): a 25-frame scene is clips of 13, +8 and +4 kept frames.
+
+What runs, in latent frames ``j`` of ``n``:
+
+* the initial noise: Frame-level Noise Reversion (eq. 6,
+  ``z_1^{i,j} = z_1^{i-1,n-j-1}``), or with PNS eq. 7 (``α``) for ``j >= m``;
+* the prompt frames ``j < m`` are *held*: at every entry ``k = 0 .. S``
+  (the input of each step and the final output) they are replaced by clip
+  ``i − 1``'s latent frame ``n − m + j`` at the same entry, in order, so
+  clip ``i`` starts exactly where clip ``i − 1`` ended and the join is exact
+  (the "FNR-style" replacement of the flow port). This is VidRD eq. 8 with
+  every prompt frame guided to the end and without the reversal; its staged
+  release by ``β`` is not applied on the flow path (recorded in the
+  manifest as ``"held": "every step"``), because a released latent frame
+  would decode to ``r`` new video frames in place of the ones ``keep="new"``
+  drops.
+
+Image to video (``--image``): latent frame 0 is the image's Wan VAE latents
+``z_img`` (:func:`generation.long_video.encode_image`), held at every entry on
+the flow's own path ``x_σ = (1 − σ) z_img + σ ε`` (ε: the clip's own frame-0
+noise), and exactly ``z_img`` at the end (σ = 0); it decodes to the first
+video frame. The other latent frames are sampled freely around it.
+
+A hand-off (:class:`generation.extension.PromptFrames`) is clip ``i − 1``'s
+initial noise and its last ``m`` latent frames at entries ``0 .. S``:
+``(S + 1, B, C, m, h, w)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from generation.clip_plan import ClipStartSpec
+from generation.extension import PromptFrames, past_dependent_noise, reverted_noise
+from generation.families import Family
+from reelgraph.errors import ReelgraphError
+
+
+def prompt_latent_frames(family: Family, prompt_frames: int) -> int:
+    """``m``: the latent frames that ``M = r(m − 1) + 1`` prompt video frames are."""
+    return family.latent_frames(prompt_frames)
+
+
+class FlowClipExtension:
+    """One flow clip's share of the extension: its initial noise, the holding hook, its hand-off."""
+
+    def __init__(self, model, spec: ClipStartSpec, num_frames: int, num_steps: int):
+        family: Family = model.family
+        device, dtype = model.device, model.dtype
+        self.image: torch.Tensor | None = None
+        self.sigmas: list[float] = []
+        if spec.start == "image":
+            family.refuse("image2video")
+            if spec.image_path is None:
+                raise ValueError("an image start needs the image")
+            from generation.long_video import encode_image
+
+            with torch.inference_mode():
+                self.image = encode_image(model, spec.image_path)  # (1, C, 1, h, w)
+            scheduler = model.make_scheduler()
+            scheduler.set_timesteps(num_steps)
+            sigmas = [float(s) for s in scheduler.sigmas]
+            self.sigmas = (sigmas + [0.0] * (num_steps + 1))[: num_steps + 1]
+        if spec.anchor_role != "none":
+            raise ReelgraphError(
+                f"Anchoring to the first clip is not available for {family.name} models.",
+                why="the anchor is recorded in the UNet's attention layers (generation.anchor), "
+                "not in a flow transformer's.",
+                fix="run without --anchor (REELGRAPH_ANCHOR_FIRST_CLIP=false).",
+            )
+        self.params = spec.params.resolved(num_frames, family.temporal_compression)
+        self.spec = spec
+        self.num_steps = num_steps
+        self.m = prompt_latent_frames(family, int(self.params.prompt_frames))
+        self.previous: PromptFrames | None = None
+        if spec.start in ("previous_clip", "previous_scene") and self.params.mode == "vidrd":
+            if spec.previous_path is None:
+                raise ValueError(
+                    f"a clip starting from the {spec.start.replace('_', ' ')} needs its hand-off"
+                )
+            self.previous = PromptFrames.load(Path(spec.previous_path), device, dtype)
+            if self.previous.tail.shape[0] != num_steps + 1 or self.previous.tail.shape[3] != self.m:
+                raise ReelgraphError(
+                    "The previous clip's prompt frames were made for other settings.",
+                    why=f"they hold {self.previous.tail.shape[3]} latent frames at "
+                    f"{self.previous.tail.shape[0]} entries; this clip needs {self.m} at {num_steps + 1}.",
+                    fix="sample the scene again with the same steps and prompt frames.",
+                )
+        self.record = spec.handoff_path is not None
+        self._initial: torch.Tensor | None = None
+        self._tail: list[torch.Tensor] = []
+
+    def initial_latents(self, fresh: torch.Tensor) -> torch.Tensor:
+        """``z`` at σ = 1 ``(1, C, n, h, w)``: ``fresh`` (eq. 5), or eq. 6 / eq. 7 from the previous clip."""
+        if self.image is not None:  # a virtual previous clip: the image on the flow path, entries 0 .. S
+            noise = fresh[:, :, :1]
+            image = self.image.to(fresh)
+            tail = torch.stack([(1.0 - s) * image + s * noise for s in self.sigmas])
+            self.previous = PromptFrames(initial=fresh, tail=tail)
+            initial = fresh
+        elif self.previous is None:
+            initial = fresh
+        elif self.params.pns:
+            initial = past_dependent_noise(self.previous.initial, fresh, self.m, self.params.alpha)
+        else:
+            initial = reverted_noise(self.previous.initial).to(fresh.dtype)
+        self._initial = initial
+        return initial
+
+    def _hold(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
+        if self.previous is None:
+            return latents
+        held = self.previous.tail[entry]  # (B, C, m, h, w), or (B, C, 1, h, w) for an image
+        out = latents.clone()
+        out[:, :, : held.shape[2]] = held.to(latents)
+        return out
+
+    def _step(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
+        latents = self._hold(entry, latents)
+        if entry == 0:
+            self._initial = latents  # the state at σ = 1 that was sampled from, prompt frames held
+        if self.record:
+            self._tail.append(latents[:, :, -self.m :].detach().float().cpu().clone())
+        return latents
+
+    def hook(self, step: int, t: int, latents: torch.Tensor) -> torch.Tensor:
+        """``latents_hook`` for :func:`~generation.flow_sampling.flow_sample`: hold, then record entry ``step``."""
+        return self._step(step, latents)
+
+    def finish(self, latents: torch.Tensor) -> torch.Tensor:
+        """Entry ``S`` (the clean latents): hold and record, then save the hand-off where the spec asks."""
+        latents = self._step(self.num_steps, latents)
+        if self.record:
+            if self._initial is None or len(self._tail) != self.num_steps + 1:
+                raise RuntimeError("finish() before the clip was sampled")
+            PromptFrames(initial=self._initial, tail=torch.stack(self._tail)).save(
+                Path(self.spec.handoff_path)
+            )
+        return latents
+
+    def details(self) -> dict:
+        """For the clip's manifest entry."""
+        return {
+            "start": self.spec.start,
+            "prompt_frames": self.params.prompt_frames,
+            "prompt_latent_frames": self.m,
+            "held_latent_frames": 0 if self.previous is None else int(self.previous.tail.shape[3]),
+            "noise": ("FNR+PNS" if self.params.pns else "FNR")
+            if self.previous is not None and self.image is None
+            else "fresh",
+            "held": "every step" if self.previous is not None else "none",
+        }
