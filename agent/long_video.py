@@ -139,7 +139,7 @@ def extension_step(
     return ExtensionStep(
         status="planned",
         reason=reason,
-        method=params.strategies,
+        method=(params.resolved(n, r) if params.mode == "vidrd" else params).strategies,
         params=params.resolved(n, r).model_dump() if params.mode == "vidrd" else params.model_dump(),
         num_clips=len(slots),
         clips=clips,
@@ -254,7 +254,9 @@ def manifest_section(state: RunState, clip_frames: int, temporal_compression: in
                 }
             )
     return {
-        "method": params.strategies,
+        "method": (
+            params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
+        ).strategies,
         "params": (
             params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
         ).model_dump(),

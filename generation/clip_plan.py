@@ -72,6 +72,9 @@ class ExtensionParams(BaseModel):
                     fix=f"set extension_prompt_frames to {below} or {below + r}.",
                 )
             m = below
+        # On a causal video VAE the prompt latents are held at every step (generation.flow_extension),
+        # so DSG's staged release (VidRD eq. 8) does not run there: say so in the parameters.
+        dsg = self.dsg and r == 1
         if m >= clip_frames:
             raise ReelgraphError(
                 f"{m} prompt frames do not fit in clips of {clip_frames} frames.",
@@ -79,7 +82,7 @@ class ExtensionParams(BaseModel):
                 "smaller than the clip length N.",
                 fix=f"set extension_prompt_frames between 1 and {clip_frames - 1} (VidRD's default is N/2).",
             )
-        return self.model_copy(update={"prompt_frames": m})
+        return self.model_copy(update={"prompt_frames": m, "dsg": dsg})
 
     @property
     def strategies(self) -> str:
