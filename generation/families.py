@@ -75,6 +75,12 @@ _TWO_EXPERT_LORA = (
 )
 _NOT_SAMPLED = {m: "this family is recognised but not sampled yet" for m in METHODS}
 
+# AnimateDiff (UNetMotionModel) runs our DDIM loop like UNet3D (parity with AnimateDiffPipeline is tested);
+# what is refused is what is not implemented or not checked on it yet.
+_ANIMATEDIFF_UNSUPPORTED = {
+    "image2video": "AnimateDiffPipeline has no image-conditioned layout (SparseCtrl is not loaded)",
+}
+
 UNET3D = Family(
     name="UNet3D text-to-video",
     pipeline_classes=("TextToVideoSDPipeline", "VideoToVideoSDPipeline"),
@@ -94,7 +100,7 @@ UNET3D = Family(
 ANIMATEDIFF = Family(
     name="AnimateDiff",
     pipeline_classes=("AnimateDiffPipeline",),
-    sampler=None,
+    sampler="ddim",
     latent_channels=4,
     spatial_compression=8,
     temporal_compression=1,
@@ -103,7 +109,7 @@ ANIMATEDIFF = Family(
     default_steps=25,
     default_guidance=7.5,
     flow_shift=None,
-    unsupported=_NOT_SAMPLED,
+    unsupported=_ANIMATEDIFF_UNSUPPORTED,
 )
 WAN21 = Family(
     name="Wan 2.1",
