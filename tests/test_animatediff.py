@@ -155,3 +155,43 @@ def test_generate_on_animatediff_writes_four_files_and_a_manifest_naming_the_fam
     assert manifest["scheduler"]["_class_name"] == "DDIMScheduler"
     assert manifest["sampling"]["num_inference_steps"] == 2 and manifest["sampling"]["num_frames"] == 4
     assert manifest["plan"]["scenes"][0]["sampling"]["status"] == "done"
+
+
+def test_motion_lora_tunes_the_motion_modules_and_changes_sampling(model, tmp_path):
+    """Search-T2V §4.3 on AnimateDiff: a LoRA on the motion modules' temporal self-attention only."""
+    import re
+
+    from generation.adapters import applied_lora, lora_modules, save_lora, tuning_target
+    from motion_prior.tuning import TuningConfig, distill_motion, lora_settings
+
+    unet = model.unet
+    expected = {
+        name
+        for name, module in unet.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and re.search(r"motion_modules\.\d+\..*attn[12]\.to_[qkv]$", name)
+    }
+    assert len(expected) == 42  # 7 motion modules (down 2, mid 1, up 4) x 2 attentions x q, k, v
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    video = torch.rand(1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    target = tuning_target(model, video, "a ball zigzags")
+    assert target.latents.shape == (1, 4, 4, 8, 8) and target.pattern is None  # the config's temporal pattern
+    config = TuningConfig(steps=2, rank=2, learning_rate=1e-2, seed=3)
+    with target.scope:
+        state, result = distill_motion(
+            target.network, target.scheduler, target.latents, target.context, config, pattern=target.pattern
+        )
+    assert len(result.losses) == 2 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert set(result.modules) == expected  # no spatial (SD 1.5) attention among them
+    path = save_lora(tmp_path / "animatediff-motion.safetensors", state, lora_settings(config))
+    assert path.is_file() and path.stat().st_size > 0
+
+    base = _ours(model, "a ball", 4, 2, 7.5, 0.0, 4)
+    with applied_lora(unet, path) as wrapped:
+        assert set(wrapped) == expected
+        tuned = _ours(model, "a ball", 4, 2, 7.5, 0.0, 4)
+    assert (tuned - base).abs().max().item() > 1e-6
+    assert lora_modules(unet) == []
+    after = unet.state_dict()
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
+    assert torch.equal(_ours(model, "a ball", 4, 2, 7.5, 0.0, 4), base)
