@@ -75,10 +75,11 @@ _TWO_EXPERT_LORA = (
 )
 _NOT_SAMPLED = {m: "this family is recognised but not sampled yet" for m in METHODS}
 
-# AnimateDiff (UNetMotionModel) runs our DDIM loop like UNet3D (parity with AnimateDiffPipeline is tested);
-# what is refused is what is not implemented or not checked on it yet.
+# AnimateDiff (UNetMotionModel) runs our DDIM loop like UNet3D: parity with AnimateDiffPipeline, and every
+# method in the table, are tested on it (tests/test_animatediff.py, tests/test_animatediff_methods.py).
 _ANIMATEDIFF_UNSUPPORTED = {
-    "image2video": "AnimateDiffPipeline has no image-conditioned layout (SparseCtrl is not loaded)",
+    "image2video": "AnimateDiffPipeline has no image-conditioned layout (SparseCtrl is not loaded); "
+    "the first latent frame is held instead",
 }
 
 UNET3D = Family(

@@ -159,7 +159,10 @@ def read_model_info(
         # The motion modules' positional encoding covers motion_max_seq_length frames, no more.
         num_frames = min(num_frames, int(motion_config.get("motion_max_seq_length", 32)))
         guidance = float(extra.get("guidance_scale", family.default_guidance))
-        family_fields = {"family": family.name, "unsupported": dict(family.unsupported)}
+        # No image conditioning (the table's image2video), but an image start runs as on UNet3D: the
+        # first latent frame is held on the image's trajectory (VidRD), so the plan does not refuse it.
+        refused = {m: why for m, why in family.unsupported.items() if m != "image2video"}
+        family_fields = {"family": family.name, "unsupported": refused}
 
     return ModelInfo(
         model_id=model_id or str(folder),

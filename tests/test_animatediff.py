@@ -72,7 +72,8 @@ def test_animatediff_folder_loads_as_a_ddim_family(model, tiny_animatediff_dir):
     )
     assert (info.num_frames, info.height, info.width, info.guidance_scale) == (16, 16, 16, 7.5)
     assert info.unet_parameters == sum(t.numel() for t in model.unet.state_dict().values())  # weights + pe
-    assert info.refusal("image2video") and info.refusal("motion_lora") is None
+    assert ANIMATEDIFF.unsupported.keys() == {"image2video"}  # no image conditioning; the rest tested
+    assert info.unsupported == {}  # an image start holds the first latent frame, as on UNet3D
     assert info.to_dict()["family"] == "AnimateDiff"
 
 
