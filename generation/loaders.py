@@ -46,12 +46,7 @@ def _load_unet_motion(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
 def _load_unet2d_with_motion_adapter(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-    if not (folder / "motion_adapter" / "config.json").is_file():
-        raise ReelgraphError(
-            f"{folder} has a UNet2DConditionModel but no motion_adapter/.",
-            why="an image UNet samples video only with AnimateDiff's motion modules (a MotionAdapter).",
-            fix="save the pipeline with its motion adapter (AnimateDiffPipeline.save_pretrained).",
-        )
+    # read_model_info has refused a folder without motion_adapter/ already, by name.
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype)
     adapter = MotionAdapter.from_pretrained(folder, subfolder="motion_adapter", torch_dtype=dtype)
     joined = UNetMotionModel.from_unet2d(unet, adapter)  # what AnimateDiffPipeline.__init__ does

@@ -151,9 +151,13 @@ def read_model_info(
     family_fields: dict = {}
     if family is ANIMATEDIFF:
         motion_config = unet_config
-        if (
-            unet_class != "UNetMotionModel"
-        ):  # an image UNet plus motion_adapter/ (AnimateDiffPipeline joins them)
+        if unet_class != "UNetMotionModel":  # an image UNet beside motion_adapter/, joined by the pipeline
+            if not (folder / "motion_adapter" / "config.json").is_file():
+                raise ReelgraphError(
+                    f"{folder} has a {unet_class} but no motion_adapter/.",
+                    why="an image UNet samples video only with AnimateDiff's motion modules (a MotionAdapter).",
+                    fix="save the pipeline with its motion adapter (AnimateDiffPipeline.save_pretrained).",
+                )
             motion_config = _read_json(folder / "motion_adapter" / "config.json")
             parameters += safetensors_parameter_count(folder / "motion_adapter")
         # The motion modules' positional encoding covers motion_max_seq_length frames, no more.

@@ -129,8 +129,9 @@ def test_image_unet_without_motion_adapter_is_refused(split_dir, tmp_path):
     folder = tmp_path / "no-adapter"
     shutil.copytree(split_dir, folder)
     shutil.rmtree(folder / "motion_adapter")
-    with pytest.raises(ReelgraphError, match="motion_adapter"):
-        load_video_model(str(folder), device="cpu")
+    for load in (read_model_info, lambda f: load_video_model(str(f), device="cpu")):
+        with pytest.raises(ReelgraphError, match="UNet2DConditionModel but no motion_adapter/"):
+            load(folder)
 
 
 def test_generate_on_animatediff_writes_four_files_and_a_manifest_naming_the_family(
@@ -196,3 +197,16 @@ def test_motion_lora_tunes_the_motion_modules_and_changes_sampling(model, tmp_pa
     after = unet.state_dict()
     assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
     assert torch.equal(_ours(model, "a ball", 4, 2, 7.5, 0.0, 4), base)
+
+
+def test_clip_length_is_capped_at_the_motion_modules_sequence_length(tiny_animatediff_dir, tmp_path):
+    """The motion modules' positional encoding covers ``motion_max_seq_length`` frames (16 here)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "long"
+    shutil.copytree(tiny_animatediff_dir, folder)
+    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": 24}))
+    assert read_model_info(folder).num_frames == 16
+    (folder / "reelgraph.json").write_text(json.dumps({"num_frames": 8}))
+    assert read_model_info(folder).num_frames == 8
