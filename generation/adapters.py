@@ -276,7 +276,12 @@ class TuningTarget:
 def tuning_target(model, video: torch.Tensor, prompt: str) -> TuningTarget:
     """The :class:`TuningTarget` of keyframes ``(1, 3, F, H, W)`` in [-1, 1] for ``model``.
 
-    A UNet model trains its temporal attention under :meth:`denoising`; a Wan
+    A UNet model trains its temporal attention under :meth:`denoising` (the
+    config's pattern): a UNet3D's ``temp_attentions``; AnimateDiff's
+    ``motion_modules`` (``attn1`` / ``attn2`` ``to_q / to_k / to_v`` of each
+    temporal transformer block; both are self-attention over frames, and they
+    are the only layers where AnimateDiff's frames meet, its spatial SD 1.5
+    layers run frame by frame); a Wan
     model (Search-T2V §4.3 carried to a transformer) its blocks' self-attention
     over latent frames, with the flow-matching scheduler; Wan 2.2 is refused
     (two experts, one LoRA).

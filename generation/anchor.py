@@ -143,6 +143,11 @@ class AnchoredDenoiser:
         self.prompt_embeds = prompt_embeds
         self.store = _Store()
 
+    @property
+    def frames_as_batch(self) -> bool:
+        """The wrapped model's scheduler layout (:func:`generation.sampling.sample_ddim`)."""
+        return getattr(self.model, "frames_as_batch", True)
+
     @classmethod
     def load(cls, model: Any, path: Path) -> AnchoredDenoiser:
         from safetensors.torch import load_file

@@ -60,6 +60,25 @@ class VideoModel:
         return self.unet.config.in_channels
 
     @property
+    def per_frame_context(self) -> bool:
+        """Whether the UNet wants one text context per frame ``(B·F, L, D)``.
+
+        AnimateDiff's ``UNetMotionModel`` runs its spatial (SD 1.5) layers on
+        frames as a batch and leaves the repeat to ``AnimateDiffPipeline``;
+        ``UNet3DConditionModel`` repeats the ``(B, L, D)`` context itself.
+        """
+        return type(self.unet).__name__ == "UNetMotionModel"
+
+    @property
+    def frames_as_batch(self) -> bool:
+        """Whether the scheduler steps ``(B·F, C, h, w)`` (``TextToVideoSDPipeline``) or the 5-D latents.
+
+        ``AnimateDiffPipeline`` steps ``(B, C, F, h, w)`` as they are; the two
+        differ only in how DDIM's η noise is laid out (see :func:`generation.sampling.sample_ddim`).
+        """
+        return not self.per_frame_context
+
+    @property
     def scaling_factor(self) -> float:
         return float(self.vae.config.scaling_factor)
 
@@ -112,6 +131,8 @@ class VideoModel:
         self, latents: torch.Tensor, t: torch.Tensor | int, encoder_hidden_states: torch.Tensor, **kwargs: Any
     ) -> torch.Tensor:
         """``ε_θ(z_t, t, c)``: ``(B, C, F, h, w)`` latents and ``(B, L, D)`` context to ``noise_pred``."""
+        if self.per_frame_context:  # AnimateDiffPipeline: context.repeat_interleave(num_frames, dim=0)
+            encoder_hidden_states = encoder_hidden_states.repeat_interleave(latents.shape[2], dim=0)
         return self.unet(
             latents, t, encoder_hidden_states=encoder_hidden_states, return_dict=False, **kwargs
         )[0]

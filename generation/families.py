@@ -75,6 +75,13 @@ _TWO_EXPERT_LORA = (
 )
 _NOT_SAMPLED = {m: "this family is recognised but not sampled yet" for m in METHODS}
 
+# AnimateDiff (UNetMotionModel) runs our DDIM loop like UNet3D: parity with AnimateDiffPipeline, and every
+# method in the table, are tested on it (tests/test_animatediff.py, tests/test_animatediff_methods.py).
+_ANIMATEDIFF_UNSUPPORTED = {
+    "image2video": "AnimateDiffPipeline has no image-conditioned layout (SparseCtrl is not loaded); "
+    "the first latent frame is held instead",
+}
+
 UNET3D = Family(
     name="UNet3D text-to-video",
     pipeline_classes=("TextToVideoSDPipeline", "VideoToVideoSDPipeline"),
@@ -94,7 +101,7 @@ UNET3D = Family(
 ANIMATEDIFF = Family(
     name="AnimateDiff",
     pipeline_classes=("AnimateDiffPipeline",),
-    sampler=None,
+    sampler="ddim",
     latent_channels=4,
     spatial_compression=8,
     temporal_compression=1,
@@ -103,7 +110,7 @@ ANIMATEDIFF = Family(
     default_steps=25,
     default_guidance=7.5,
     flow_shift=None,
-    unsupported=_NOT_SAMPLED,
+    unsupported=_ANIMATEDIFF_UNSUPPORTED,
 )
 WAN21 = Family(
     name="Wan 2.1",

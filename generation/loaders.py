@@ -5,6 +5,10 @@ snapshot is in the local Hugging Face cache (or downloadable when the hub is
 online). Loaders are chosen by the UNet class named in ``model_index.json``:
 
 * ``UNet3DConditionModel``: ModelScope, Zeroscope and our toy model.
+* ``UNetMotionModel``: AnimateDiff (``AnimateDiffPipeline`` layout, Search-T2V's
+  backbone); or ``UNet2DConditionModel`` plus ``motion_adapter/``
+  (``MotionAdapter``), joined with ``UNetMotionModel.from_unet2d`` as
+  ``AnimateDiffPipeline.__init__`` joins them.
 * other families (:mod:`generation.families`) are recognised first and
   refused by name; Wan folders load through :mod:`generation.wan_backend`.
 """
@@ -33,7 +37,27 @@ def _load_unet3d(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
     return UNet3DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype)
 
 
-_UNET_LOADERS = {"UNet3DConditionModel": _load_unet3d}
+def _load_unet_motion(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
+    from diffusers import UNetMotionModel
+
+    return UNetMotionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype)
+
+
+def _load_unet2d_with_motion_adapter(folder: Path, dtype: torch.dtype) -> torch.nn.Module:
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    # read_model_info has refused a folder without motion_adapter/ already, by name.
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype)
+    adapter = MotionAdapter.from_pretrained(folder, subfolder="motion_adapter", torch_dtype=dtype)
+    joined = UNetMotionModel.from_unet2d(unet, adapter)  # what AnimateDiffPipeline.__init__ does
+    return joined if joined.dtype == dtype else joined.to(dtype)
+
+
+_UNET_LOADERS = {
+    "UNet3DConditionModel": _load_unet3d,
+    "UNetMotionModel": _load_unet_motion,
+    "UNet2DConditionModel": _load_unet2d_with_motion_adapter,
+}
 
 
 def _quiet_libraries() -> None:
@@ -85,9 +109,8 @@ def load_video_model(
     if loader is None:
         raise ReelgraphError(
             f"Model {model_id!r} uses a {info.unet_class}, which reelgraph cannot sample yet.",
-            why=f"supported UNets: {', '.join(sorted(_UNET_LOADERS))}. "
-            "AnimateDiff (UNetMotionModel) is supported for motion tuning only.",
-            fix="use a ModelScope / Zeroscope layout model, or 'toy'.",
+            why=f"supported UNets: {', '.join(sorted(_UNET_LOADERS))}.",
+            fix="use a ModelScope / Zeroscope or AnimateDiff layout model, or 'toy'.",
         )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)

@@ -8,6 +8,10 @@ Two layouts are understood, both diffusers' text-to-video folder layout
 
 * ModelScope / Zeroscope: ``text_encoder`` (CLIPTextModel) and ``tokenizer``
   subfolders; clip length 16 frames unless ``reelgraph.json`` says otherwise.
+* AnimateDiff (``AnimateDiffPipeline``): ``unet`` a ``UNetMotionModel``, or a
+  ``UNet2DConditionModel`` with a ``motion_adapter`` subfolder; CLIP text
+  encoder; clip length 16 frames (AnimateDiff's training length), at most the
+  motion modules' ``motion_max_seq_length``; guidance 7.5 (the pipeline's).
 * the embedded toy model: ``reelgraph.json`` names its text encoder
   (MiniLM, found offline by :mod:`reelgraph.resolve`), clip length, size and
   recommended guidance.
@@ -20,7 +24,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from generation.families import family_of_index, require_sampleable
+from generation.families import ANIMATEDIFF, family_of_index, require_sampleable
 from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import folder_hash
 from reelgraph.resolve import TOY_MODEL, resolve_video_model
@@ -169,23 +173,48 @@ def _read_model_info(folder: Path, model_id: str | None, hash_memo: Path | None)
         )
         text_encoder = index.get("text_encoder", ["transformers", "CLIPTextModel"])[1]
 
+    unet_class = index.get("unet", ["diffusers", unet_config.get("_class_name", "?")])[1]
+    parameters = safetensors_parameter_count(folder / "unet")
+    num_frames = int(extra.get("num_frames", DEFAULT_CLIP_FRAMES))
+    guidance = float(extra.get("guidance_scale", DEFAULT_GUIDANCE))
+    family_fields: dict = {}
+    if family is ANIMATEDIFF:
+        motion_config = unet_config
+        if unet_class != "UNetMotionModel":  # an image UNet beside motion_adapter/, joined by the pipeline
+            if not (folder / "motion_adapter" / "config.json").is_file():
+                raise ReelgraphError(
+                    f"{folder} has a {unet_class} but no motion_adapter/.",
+                    why="an image UNet samples video only with AnimateDiff's motion modules (a MotionAdapter).",
+                    fix="save the pipeline with its motion adapter (AnimateDiffPipeline.save_pretrained).",
+                )
+            motion_config = _read_json(folder / "motion_adapter" / "config.json")
+            parameters += safetensors_parameter_count(folder / "motion_adapter")
+        # The motion modules' positional encoding covers motion_max_seq_length frames, no more.
+        num_frames = min(num_frames, int(motion_config.get("motion_max_seq_length", 32)))
+        guidance = float(extra.get("guidance_scale", family.default_guidance))
+        # No image conditioning (the table's image2video), but an image start runs as on UNet3D: the
+        # first latent frame is held on the image's trajectory (VidRD), so the plan does not refuse it.
+        refused = {m: why for m, why in family.unsupported.items() if m != "image2video"}
+        family_fields = {"family": family.name, "unsupported": refused}
+
     return ModelInfo(
         model_id=model_id or str(folder),
         path=str(folder),
         weights_hash=folder_hash(folder, memo=hash_memo),
-        unet_class=index.get("unet", ["diffusers", unet_config.get("_class_name", "?")])[1],
+        unet_class=unet_class,
         scheduler_class=scheduler_config.get("_class_name", "?"),
-        num_frames=int(extra.get("num_frames", DEFAULT_CLIP_FRAMES)),
+        num_frames=num_frames,
         height=int(extra.get("height", sample_size * vae_scale)),
         width=int(extra.get("width", sample_size * vae_scale)),
         fps=int(extra.get("fps", DEFAULT_FPS)),
-        guidance_scale=float(extra.get("guidance_scale", DEFAULT_GUIDANCE)),
+        guidance_scale=guidance,
         text_encoder=text_encoder,
         max_prompt_tokens=max_tokens,
-        unet_parameters=safetensors_parameter_count(folder / "unet"),
+        unet_parameters=parameters,
         unet_max_channels=int(max(unet_config.get("block_out_channels", [320]))),
         latent_channels=int(unet_config.get("in_channels", 4)),
         vae_scale_factor=vae_scale,
+        **family_fields,
     )
 
 

@@ -108,12 +108,18 @@ def sample_ddim(
         negative_prompt_embeds: ``(1 or B, L, D)`` unconditional context for guidance.
         eta: DDIM's η; stochastic steps draw from ``generator``.
 
+    The scheduler steps frames as a batch ``(B·F, C, h, w)`` as
+    ``TextToVideoSDPipeline`` does, or the ``(B, C, F, h, w)`` latents as they
+    are where ``model.frames_as_batch`` is false (``AnimateDiffPipeline``);
+    the step is elementwise, so only the layout of η's noise differs.
+
     Returns:
         ``z_0``, shape ``(B, C, F, h, w)``.
     """
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
     timesteps = scheduler.timesteps
     b, _, f, _, _ = latents.shape
+    as_batch = getattr(model, "frames_as_batch", True)
     for i, t in enumerate(timesteps):
         if latents_hook is not None:
             latents = latents_hook(i, int(t), latents)
@@ -121,10 +127,13 @@ def sample_ddim(
         noise_pred = guided_noise_pred(
             model, model_input, t, _embeds_at(prompt_embeds, i), negative_prompt_embeds, guidance_scale
         )
-        step = scheduler.step(
-            _frames_as_batch(noise_pred), t, _frames_as_batch(latents), eta=eta, generator=generator
-        )
-        latents = _batch_as_frames(step.prev_sample, b, f)
+        if not as_batch:
+            latents = scheduler.step(noise_pred, t, latents, eta=eta, generator=generator).prev_sample
+        else:
+            step = scheduler.step(
+                _frames_as_batch(noise_pred), t, _frames_as_batch(latents), eta=eta, generator=generator
+            )
+            latents = _batch_as_frames(step.prev_sample, b, f)
         if callback is not None:
             callback(StepInfo(i, len(timesteps), int(t), latents))
     return latents

@@ -41,3 +41,11 @@ def short_clip_model_dir(tiny_model_dir, tmp_path_factory):
 
 
 from tests.llm_server import llm_server  # noqa: E402, F401 - the scripted OpenAI-compatible server fixture
+
+
+@pytest.fixture(scope="session")
+def tiny_animatediff_dir(tmp_path_factory):
+    """A tiny random AnimateDiff checkpoint as AnimateDiffPipeline.save_pretrained writes it (16x16 pixels)."""
+    from tests.tiny_models import save_animatediff_layout, tiny_animatediff_components
+
+    return save_animatediff_layout(tiny_animatediff_components(), tmp_path_factory.mktemp("tiny-animatediff"))

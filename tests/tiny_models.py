@@ -114,3 +114,73 @@ def save_modelscope_layout(components: dict, folder: Path) -> Path:
     }
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
+
+
+def tiny_animatediff_components(seed: int = 0, max_length: int = 16) -> dict:
+    """AnimateDiff's parts (diffusers' tests/pipelines/animatediff config, smaller): an SD-style image UNet,
+    a ``MotionAdapter`` and the tiny VAE, CLIP and DDIM scheduler of :func:`tiny_components`."""
+    from diffusers import MotionAdapter, UNet2DConditionModel
+
+    components = tiny_components(seed, max_length)
+    torch.manual_seed(seed + 1)
+    image_unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=32,
+    )
+    torch.manual_seed(seed + 2)
+    adapter = MotionAdapter(
+        block_out_channels=(32, 64),
+        motion_layers_per_block=1,
+        motion_norm_num_groups=32,
+        motion_num_attention_heads=2,
+        motion_max_seq_length=16,
+    )
+    # The motion modules' output projections start at zero (diffusers' init): draw them, so they matter.
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(seed + 3)
+        for name, param in adapter.named_parameters():
+            if "proj_out" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    components.pop("unet")
+    return {**components, "unet": image_unet.eval(), "motion_adapter": adapter.eval()}
+
+
+def save_animatediff_layout(components: dict, folder: Path, join: bool = True) -> Path:
+    """Write components as ``AnimateDiffPipeline.save_pretrained`` does (safetensors).
+
+    ``join``: the pipeline's own layout (``unet/`` a ``UNetMotionModel`` joined from the image UNet and
+    the adapter, ``motion_adapter/`` beside it); otherwise ``unet/`` stays the image UNet.
+    """
+    from diffusers import AnimateDiffPipeline
+
+    folder = Path(folder)
+    if join:
+        parts = {
+            k: components[k]
+            for k in ("vae", "text_encoder", "tokenizer", "unet", "motion_adapter", "scheduler")
+        }
+        AnimateDiffPipeline(**parts).save_pretrained(folder, safe_serialization=True)
+        return folder
+    for name in ("unet", "motion_adapter", "vae", "text_encoder", "tokenizer", "scheduler"):
+        components[name].save_pretrained(folder / name)
+    index = {
+        "_class_name": "AnimateDiffPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "motion_adapter": ["diffusers", "MotionAdapter"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "feature_extractor": [None, None],
+        "image_encoder": [None, None],
+    }
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
