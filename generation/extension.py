@@ -242,14 +242,8 @@ class ClipConditioning:
 
     def initial_latents(self, fresh: torch.Tensor) -> torch.Tensor:
         """``z_T`` of this clip: eq. 5 (``fresh``) without a previous clip, else eq. 6 or eq. 7."""
-        if self.previous is None:
-            initial = fresh
-        elif self.params.pns:
-            initial = past_dependent_noise(self.previous.initial, fresh, self.m, self.params.alpha)
-        else:
-            initial = reverted_noise(self.previous.initial).to(fresh.dtype)
-        self._initial = initial
-        return initial
+        self._initial = vidrd_initial(self.previous, fresh, self.m, self.params)
+        return self._initial
 
     def _guide(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
         if self.previous is None or not self.schedule or entry == 0:
@@ -297,3 +291,13 @@ def compose_hooks(*hooks: LatentsHook | None) -> LatentsHook | None:
         return latents
 
     return run
+
+
+def vidrd_initial(previous, fresh: torch.Tensor, m: int, params) -> torch.Tensor:
+    """A clip's initial latents ``(B, C, F, h, w)``: ``fresh`` (eq. 5) without a previous clip, else
+    past-dependent noise (PNS, eq. 7) or the previous clip's reverted noise (FNR, eq. 6)."""
+    if previous is None:
+        return fresh
+    if params.pns:
+        return past_dependent_noise(previous.initial, fresh, m, params.alpha)
+    return reverted_noise(previous.initial).to(fresh.dtype)

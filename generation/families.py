@@ -98,18 +98,12 @@ UNET3D = Family(
         "image2video": "ModelScope has no image-conditioned layout; the first latent frame is held instead"
     },
 )
-ANIMATEDIFF = Family(
+# AnimateDiff is SD 1.5 with motion modules: UNet3D's latents, CLIP text encoder and DDIM.
+ANIMATEDIFF = replace(
+    UNET3D,
     name="AnimateDiff",
     pipeline_classes=("AnimateDiffPipeline",),
-    sampler="ddim",
-    latent_channels=4,
-    spatial_compression=8,
-    temporal_compression=1,
-    text_encoder="CLIPTextModel",
-    max_prompt_tokens=77,
-    default_steps=25,
     default_guidance=7.5,
-    flow_shift=None,
     unsupported=_ANIMATEDIFF_UNSUPPORTED,
 )
 WAN21 = Family(

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from generation.clip_plan import ClipStartSpec
-from generation.extension import PromptFrames, past_dependent_noise, reverted_noise
+from generation.extension import PromptFrames, vidrd_initial
 from generation.families import Family
 from reelgraph.errors import ReelgraphError
 
@@ -111,12 +111,8 @@ class FlowClipExtension:
             tail = torch.stack([(1.0 - s) * image + s * noise for s in self.sigmas])
             self.previous = PromptFrames(initial=fresh, tail=tail)
             initial = fresh
-        elif self.previous is None:
-            initial = fresh
-        elif self.params.pns:
-            initial = past_dependent_noise(self.previous.initial, fresh, self.m, self.params.alpha)
         else:
-            initial = reverted_noise(self.previous.initial).to(fresh.dtype)
+            initial = vidrd_initial(self.previous, fresh, self.m, self.params)
         self._initial = initial
         return initial
 
