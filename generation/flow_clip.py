@@ -208,7 +208,6 @@ def sample_flow_clip(
             "rewrite_steps": m,
             **({"gamma": request.gamma} if m else {}),
             "sampler": "flow",
-            **({"lora": request.lora_path, "lora_scale": request.lora_scale} if request.lora_path else {}),
             "flow_shift": model.flow_shift,
             **({"extension": setup.details()} if setup else {}),
         },

@@ -194,3 +194,21 @@ def test_generate_25_frames_on_a_13_frame_wan_runs_extension_clips(home, tiny_wa
     assert extension["prompt_latent_frames"] == 2
     with Image.open(out / "video.gif") as gif:
         assert gif.n_frames == 25
+
+
+def test_generate_on_wan_with_a_motion_lora_through_the_graph(tiny_wan_dir, tmp_path, monkeypatch):
+    """`generate --tune` on a Wan folder: the plan tunes a LoRA on the pool's video and samples with it."""
+    import shutil
+
+    model = Path(shutil.copytree(tiny_wan_dir, tmp_path / "wan"))
+    (model / "planning.json").write_text(json.dumps({"detector": "toy", "rare_motions": ["zigzag"]}))
+    monkeypatch.setenv("REELGRAPH_TUNE_STEPS", "2")
+    home = ["--home", str(tmp_path / "home")]
+    assert CliRunner().invoke(cli.app, [*home, "index", "toy", "--n", "2", "--json"]).exit_code == 0
+    out = tmp_path / "run"
+    args = ["generate", "a red ball zigzags to the right", "--model", str(model), "--steps", "2"]
+    result = CliRunner().invoke(cli.app, [*home, *args, "--frames", "9", "--tune", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((out / "manifest.json").read_text())["plan"]["scenes"][0]["tuning"]
+    assert tuning["status"] == "done" and tuning["lora_path"].endswith(".safetensors")
+    assert Path(tuning["lora_path"]).is_file()
