@@ -20,18 +20,14 @@ from agent.services import Services
 if TYPE_CHECKING:
     from generation.service import ProgressHook
     from reelgraph.settings import Settings
-    from reelgraph.text.models import TextModels
 
 
-def build_services(
-    settings: Settings, progress: ProgressHook | None = None, text: TextModels | None = None
-) -> Services:
+def build_services(settings: Settings, progress: ProgressHook | None = None) -> Services:
     """Every service of a run, built from ``settings``.
 
     Args:
         settings: the run's settings (CLI flag > environment > config file > default).
         progress: ``progress(label, step, steps)`` for sampling and tuning steps.
-        text: text models to share (the chat keeps one across its turns); default: new ones.
     """
     from agent.caches import CachedRetriever, CachingGenerator
     from agent.llm.llm_client import client_from_settings
@@ -45,7 +41,7 @@ def build_services(
     from motion_prior.tuner import MotionTuner
     from reelgraph.text.models import TextModels
 
-    text = text or TextModels.from_settings(settings.text)
+    text = TextModels.from_settings(settings.text)
     llm = client_from_settings(settings.llm)
     generation = GenerationService(settings.model_section, progress=progress)
     pool = PoolRetrieval(settings.memory, text)
