@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from generation.adapters import applied_lora
+from generation.clip_files import save_clip
 from generation.families import Family
 from generation.flow_extension import FlowClipExtension
 from generation.hybrid import hybrid_conditioning, rewrite_steps
@@ -151,9 +152,6 @@ def sample_flow_clip(
     long video: VidRD eq. 6-7 noise and the previous clip's last latent frames
     held at every step (:class:`~generation.flow_extension.FlowClipExtension`).
     """
-    from safetensors.torch import save_file
-
-    from reelgraph.atomic import atomic_path
 
     for method in methods_asked(request, extension):
         model.family.refuse(method)
@@ -196,21 +194,12 @@ def sample_flow_clip(
         )
         if setup is not None:
             latents = setup.finish(latents)
-    with atomic_path(latents_path) as tmp:
-        save_file({"latents": latents.float().cpu().contiguous()}, str(tmp))
-    return ClipResult(
-        latents_path=str(latents_path),
-        num_frames=request.num_frames,
-        seed=request.seed,
-        seconds=time.perf_counter() - started,
-        details={
-            "noise": noise_details,
-            "rewrite_steps": m,
-            **({"gamma": request.gamma} if m else {}),
-            "sampler": "flow",
-            "flow_shift": model.flow_shift,
-            **({"extension": setup.details()} if setup else {}),
-        },
-        start=extension.start if extension is not None else "noise",
-        handoff_path=extension.handoff_path if extension is not None else None,
-    )
+    details = {
+        "noise": noise_details,
+        "rewrite_steps": m,
+        **({"gamma": request.gamma} if m else {}),
+        "sampler": "flow",
+        "flow_shift": model.flow_shift,
+        **({"extension": setup.details()} if setup else {}),
+    }
+    return save_clip(latents, latents_path, request, started, details, extension)

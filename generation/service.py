@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from generation.clip_files import save_clip
 from generation.clip_plan import ClipStartSpec
 from generation.model_info import ModelInfo, locate_model, read_model_info
 from reelgraph.contracts.clips import ClipRequest, ClipResult
@@ -104,12 +105,10 @@ class GenerationService:
         :mod:`generation.long_video`), leaving what the next clip needs.
         """
         import torch
-        from safetensors.torch import save_file
 
         from generation.adapters import applied_lora
         from generation.pos import initial_noise, text_conditioning
         from generation.sampling import StepInfo, sample_ddim
-        from reelgraph.atomic import atomic_path
 
         self.check_clip(request)
         if self.is_flow:
@@ -168,18 +167,8 @@ class GenerationService:
             )
             if setup is not None:
                 latents = setup.finish(latents)
-        with atomic_path(latents_path) as tmp:
-            save_file({"latents": latents.float().cpu().contiguous()}, str(tmp))
-        return ClipResult(
-            latents_path=str(latents_path),
-            num_frames=request.num_frames,
-            seed=request.seed,
-            seconds=time.perf_counter() - started,
-            warnings=warnings,
-            details={"noise": noise_details, **text_details},
-            start=extension.start if extension else "noise",
-            handoff_path=extension.handoff_path if extension else None,
-        )
+        details = {"noise": noise_details, **text_details}
+        return save_clip(latents, latents_path, request, started, details, extension, warnings)
 
     def _sample_flow_clip(self, request, latents_path, label, extension) -> ClipResult:
         from generation.flow_clip import sample_flow_clip
