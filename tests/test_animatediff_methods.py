@@ -111,34 +111,10 @@ def test_long_video_extension_on_animatediff(short_dir, tmp_path, monkeypatch):
 
 def test_anchor_attention_on_animatediff(service, tmp_path):
     from generation.anchor import ReferenceAttnProcessor
-    from generation.clip_plan import ClipStartSpec, ExtensionParams
+    from tests.anchor_helpers import anchored_second_clips
 
     request = BASE.model_copy(update={"num_inference_steps": 2, "seed": 8})
-    anchor, params = str(tmp_path / "anchor.safetensors"), ExtensionParams(anchor=True)
-    first = service.sample_clip(
-        request,
-        tmp_path / "c0.safetensors",
-        extension=ClipStartSpec(
-            params=params,
-            handoff_path=str(tmp_path / "h0.safetensors"),
-            anchor_path=anchor,
-            anchor_role="record",
-        ),
-    )
-    outputs = {}
-    for role in ("apply", "none"):
-        result = service.sample_clip(
-            request.model_copy(update={"seed": 9}),
-            tmp_path / f"c1-{role}.safetensors",
-            extension=ClipStartSpec(
-                params=params,
-                start="previous_clip",
-                previous_path=first.handoff_path,
-                anchor_path=anchor,
-                anchor_role=role,
-            ),
-        )
-        outputs[role] = _latents(result)
+    outputs = {role: _latents(r) for role, r in anchored_second_clips(service, request, tmp_path).items()}
     assert not torch.equal(outputs["apply"], outputs["none"])
     assert not any(isinstance(p, ReferenceAttnProcessor) for p in service.model.unet.attn_processors.values())
 

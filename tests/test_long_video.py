@@ -153,34 +153,11 @@ def test_image_start_keeps_the_image_as_first_frame(service, tmp_path):
 
 def test_anchor_attention_changes_the_clip_and_restores_the_unet(service, tmp_path):
     from generation.anchor import ReferenceAttnProcessor
+    from tests.anchor_helpers import anchored_second_clips
 
     request = ClipRequest(prompt="a ball", num_frames=CLIP, num_inference_steps=2, guidance_scale=5.0, seed=8)
-    anchor = str(tmp_path / "anchor.safetensors")
-    params = ExtensionParams(anchor=True)
-    first = service.sample_clip(
-        request,
-        tmp_path / "c0.safetensors",
-        extension=ClipStartSpec(
-            params=params,
-            handoff_path=str(tmp_path / "h0.safetensors"),
-            anchor_path=anchor,
-            anchor_role="record",
-        ),
-    )
-    outputs = {}
-    for role in ("apply", "none"):
-        result = service.sample_clip(
-            request.model_copy(update={"seed": 9}),
-            tmp_path / f"c1-{role}.safetensors",
-            extension=ClipStartSpec(
-                params=params,
-                start="previous_clip",
-                previous_path=first.handoff_path,
-                anchor_path=anchor,
-                anchor_role=role,
-            ),
-        )
-        outputs[role] = service.decode_clip(Path(result.latents_path))
+    clips = anchored_second_clips(service, request, tmp_path)
+    outputs = {role: service.decode_clip(Path(result.latents_path)) for role, result in clips.items()}
     assert not np.array_equal(outputs["apply"], outputs["none"])
     processors = service.model.unet.attn_processors.values()
     assert not any(isinstance(p, ReferenceAttnProcessor) for p in processors)
