@@ -252,7 +252,9 @@ def unet_noise(
     context per frame ``(B·F, L, D)``; ``UNet3DConditionModel`` repeats the
     context itself.
     """
-    if type(unet).__name__ == "WanTransformer3DModel":
+    from diffusers import WanTransformer3DModel
+
+    if isinstance(unet, WanTransformer3DModel):  # Wan 2.x and the toy flow model's subclass
         return unet(
             hidden_states=latents.to(unet.dtype), timestep=t, encoder_hidden_states=context, return_dict=False
         )[0]

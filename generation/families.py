@@ -169,7 +169,23 @@ COGVIDEOX = Family(
     flow_shift=None,
     unsupported=_NOT_SAMPLED,
 )
-FAMILIES = (UNET3D, ANIMATEDIFF, WAN21, WAN22, WAN22_TI2V, LTX, COGVIDEOX)
+# The embedded default: a small Wan-layout transformer on the toy VAE's 8x8x4 latents, MiniLM text
+# (toyworld/training/network.py trains it; generation/toy_flow.py loads it).
+TOY_FLOW = Family(
+    name="reelgraph toy flow",
+    pipeline_classes=("ReelgraphToyFlow",),
+    sampler="flow",
+    latent_channels=4,
+    spatial_compression=4,
+    temporal_compression=1,
+    text_encoder="sentence-transformers/all-MiniLM-L6-v2",
+    max_prompt_tokens=32,
+    default_steps=20,
+    default_guidance=5.0,
+    flow_shift=1.0,
+    unsupported={},
+)
+FAMILIES = (TOY_FLOW, UNET3D, ANIMATEDIFF, WAN21, WAN22, WAN22_TI2V, LTX, COGVIDEOX)
 _OTHER_VIDEO_PIPELINES = ("HunyuanVideoPipeline", "MochiPipeline", "AllegroPipeline", "LattePipeline")
 
 

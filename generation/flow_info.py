@@ -32,6 +32,9 @@ def read_flow_info(folder: Path, family: Family, model_id: str | None, hash_memo
     if (folder / "transformer_2").is_dir():
         parameters += safetensors_parameter_count(folder / "transformer_2")
     heads, head_dim = transformer.get("num_attention_heads", 40), transformer.get("attention_head_dim", 128)
+    # The toy flow model names its text encoder (resolved offline) and token length in reelgraph.json.
+    text = extra.get("text_encoder") if isinstance(extra.get("text_encoder"), dict) else {}
+    max_tokens = extra.get("max_length", min(tokenizer.get("model_max_length", 512), 512))
     return ModelInfo(
         model_id=model_id or str(folder),
         path=str(folder),
@@ -43,11 +46,11 @@ def read_flow_info(folder: Path, family: Family, model_id: str | None, hash_memo
         width=int(extra["width"]),
         fps=int(extra["fps"]),
         guidance_scale=float(extra.get("guidance_scale", family.default_guidance)),
-        text_encoder=family.text_encoder,
-        max_prompt_tokens=int(extra.get("max_length", min(tokenizer.get("model_max_length", 512), 512))),
+        text_encoder=str(text.get("model", family.text_encoder)),
+        max_prompt_tokens=int(text.get("max_length", max_tokens)),
         unet_parameters=parameters,
         unet_max_channels=int(heads * head_dim),
-        latent_channels=int(transformer.get("in_channels", family.latent_channels)),
+        latent_channels=int(transformer.get("out_channels") or transformer.get("in_channels", family.latent_channels)),
         vae_scale_factor=family.spatial_compression,
         family=family.name,
         flow_shift=scheduler.get("flow_shift", scheduler.get("shift")),

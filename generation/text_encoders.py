@@ -81,16 +81,19 @@ class MiniLMPromptEncoder:
 
     The BERT attention mask hides padding from the real tokens; the padded
     positions' states are kept because the toy UNet was trained on exactly
-    this fixed-length context. Runs on the CPU (22M parameters, milliseconds
+    this fixed-length context. ``zero_padding`` zeroes them instead, as
+    ``WanPipeline`` does with T5 states: the toy flow transformer's context.
+    Runs on the CPU (22M parameters, milliseconds
     per prompt) through :mod:`reelgraph.text.minilm`; embeddings move to the
     model's device afterwards.
     """
 
-    def __init__(self, model_path: str, max_length: int = 32):
+    def __init__(self, model_path: str, max_length: int = 32, zero_padding: bool = False):
         from reelgraph.text.minilm import load_minilm
 
         self.minilm = load_minilm(str(model_path))
         self.max_length = max_length
+        self.zero_padding = zero_padding
         self.hidden_size = self.minilm.hidden_size
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> MiniLMPromptEncoder:
@@ -99,5 +102,7 @@ class MiniLMPromptEncoder:
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> EncodedPrompts:
         ids, full_lengths = self.minilm.token_ids(list(prompts), self.max_length, pad_to=self.max_length)
-        states, _ = self.minilm.forward(ids)
+        states, mask = self.minilm.forward(ids)
+        if self.zero_padding:
+            states = states * mask.unsqueeze(-1).to(states.dtype)
         return EncodedPrompts(states.clone(), [n > self.max_length for n in full_lengths])

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from generation.families import WAN22, Family, family_of
+from generation.families import TOY_FLOW, WAN22, Family, family_of
+from generation.flow_codecs import FrameVideoCodec, MiniLMPrompts, T5Prompts, WanVideoCodec
 from generation.flow_inversion import flow_invert
 from generation.flow_sampling import Expert, LatentsHook, flow_sample
 from generation.model_info import ModelInfo
@@ -42,14 +43,14 @@ def _transformer_velocity(transformer: torch.nn.Module):
 
 @dataclass
 class WanModel:
-    """Wan components and the settings our loop needs."""
+    """A Wan-layout transformer (one or two experts), its prompt encoder and video codec
+    (:mod:`generation.flow_codecs`), and the settings our loop needs."""
 
     family: Family
     transformer: torch.nn.Module
     transformer_2: torch.nn.Module | None
-    vae: torch.nn.Module
-    text_encoder: torch.nn.Module
-    tokenizer: object
+    prompts: T5Prompts | MiniLMPrompts
+    codec: WanVideoCodec | FrameVideoCodec
     scheduler_class: str
     scheduler_config: dict
     boundary_ratio: float | None
@@ -58,6 +59,10 @@ class WanModel:
     info: ModelInfo | None = (
         None  # set by generation.flow_loaders: the folder's hash keys the inversion cache
     )
+
+    @property
+    def vae(self) -> torch.nn.Module:
+        return self.codec.vae
 
     @property
     def flow_shift(self) -> float | None:
@@ -71,28 +76,12 @@ class WanModel:
 
     def latent_shape(self, batch_size: int, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         s = self.family.spatial_compression
-        channels = self.transformer.config.in_channels
+        channels = self.transformer.config.out_channels  # in_channels also counts conditioning channels
         return (batch_size, channels, self.family.latent_frames(num_frames), height // s, width // s)
 
-    @torch.no_grad()
     def encode_prompt(self, prompts: list[str], max_sequence_length: int) -> torch.Tensor:
-        """``(B, L, D)`` text states, zero past each prompt's tokens (``WanPipeline._get_t5_prompt_embeds``)."""
-        from diffusers.pipelines.wan.pipeline_wan import prompt_clean
-
-        tokens = self.tokenizer(
-            [prompt_clean(p) for p in prompts],
-            padding="max_length",
-            max_length=max_sequence_length,
-            truncation=True,
-            add_special_tokens=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        mask = tokens.attention_mask.to(self.device)
-        states = self.text_encoder(tokens.input_ids.to(self.device), mask).last_hidden_state
-        # Zeroing (not just masking) the padding is what Wan's cross-attention was trained with.
-        states = states * mask.gt(0).unsqueeze(-1).to(states.dtype)
-        return states.to(self.transformer.dtype)
+        """``(B, L, D)`` text states in the transformer's dtype, zero past each prompt's tokens."""
+        return self.prompts.encode(prompts, max_sequence_length).to(self.transformer.dtype)
 
     def boundary_timestep(self, scheduler) -> float | None:
         if self.boundary_ratio is None or self.transformer_2 is None:
@@ -131,19 +120,10 @@ class WanModel:
             latents_hook=latents_hook,
         )
 
-    @torch.no_grad()
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, F, H, W)`` video in [-1, 1] to normalised latents ``(B, C, f, h, w)``, ``f = (F − 1)/4 + 1``.
-
-        The posterior mean (so one video always gives one inversion), then
-        ``(z − latents_mean) / latents_std``: the inverse of :meth:`decode_latents`.
-        """
-        config = self.vae.config
-        shape = (1, config.z_dim, 1, 1, 1)
-        z = self.vae.encode(video.to(self.device, self.vae.dtype)).latent_dist.mode()
-        mean = torch.tensor(config.latents_mean).view(shape).to(z)
-        std = torch.tensor(config.latents_std).view(shape).to(z)
-        return ((z - mean) / std).to(self.dtype)
+        """``(B, 3, F, H, W)`` video in [-1, 1] to normalised latents ``(B, C, f, h, w)``: the posterior
+        mean (so one video always gives one inversion), the inverse of :meth:`decode_latents`."""
+        return self.codec.encode(video).to(self.dtype)
 
     @torch.no_grad()
     def invert_clips(self, clips: torch.Tensor, num_steps: int) -> torch.Tensor:
@@ -169,56 +149,62 @@ class WanModel:
         )
         return eps_inv.float().cpu()
 
-    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """``(B, C, f, h, w)`` latents to ``(B, 3, F, H, W)`` video in [-1, 1], undoing the VAE normalisation."""
-        config = self.vae.config
-        shape = (1, config.z_dim, 1, 1, 1)
-        latents = latents.to(self.vae.dtype)
-        mean = torch.tensor(config.latents_mean).view(shape).to(latents)
-        std = torch.tensor(config.latents_std).view(shape).to(latents)
-        return self.vae.decode(latents * std + mean, return_dict=False)[0]
+        """``(B, C, f, h, w)`` latents to ``(B, 3, F, H, W)`` video in [-1, 1]."""
+        return self.codec.decode(latents)
+
+
+def _frozen(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    return module.to(device).eval().requires_grad_(False)
 
 
 def load_wan_model(folder: Path, device: torch.device, dtype: torch.dtype) -> WanModel:
-    """Load a Wan folder (diffusers layout) onto ``device`` in ``dtype``."""
+    """Load a Wan folder (diffusers layout), or the toy flow model's, onto ``device`` in ``dtype``."""
     import diffusers
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import AutoTokenizer, UMT5EncoderModel
 
     folder = Path(folder)
     family = family_of(folder)
     index = json.loads((folder / "model_index.json").read_text())
+    if family is TOY_FLOW:
+        from generation.toy_flow import toy_flow_components
 
-    def frozen(module: torch.nn.Module) -> torch.nn.Module:
-        return module.to(device).eval().requires_grad_(False)
-
-    transformer = frozen(
-        WanTransformer3DModel.from_pretrained(folder, subfolder="transformer", torch_dtype=dtype)
-    )
-    transformer_2 = None
-    if family is WAN22:
-        transformer_2 = frozen(
-            WanTransformer3DModel.from_pretrained(folder, subfolder="transformer_2", torch_dtype=dtype)
-        )
-    # Wan's VAE decodes in fp32 in diffusers' examples: its causal convolutions overflow in fp16.
-    vae = frozen(AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32))
-    text_encoder = frozen(
-        UMT5EncoderModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype)
-    )
-    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
+        transformer, prompts, codec = toy_flow_components(folder, device, dtype)
+        transformer_2 = None
+    else:
+        transformer, transformer_2, prompts, codec = _wan_components(folder, family, device, dtype)
     scheduler_class = index["scheduler"][1]
     scheduler_config = dict(getattr(diffusers, scheduler_class).load_config(folder, subfolder="scheduler"))
     return WanModel(
         family=family,
         transformer=transformer,
         transformer_2=transformer_2,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
+        prompts=prompts,
+        codec=codec,
         scheduler_class=scheduler_class,
         scheduler_config=scheduler_config,
         boundary_ratio=index.get("boundary_ratio"),
         device=device,
         dtype=dtype,
     )
+
+
+def _wan_components(folder: Path, family: Family, device: torch.device, dtype: torch.dtype):
+    """Wan 2.x's transformer(s), UMT5 prompts and causal VAE, with their own ``from_pretrained``."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    transformer = _frozen(
+        WanTransformer3DModel.from_pretrained(folder, subfolder="transformer", torch_dtype=dtype), device
+    )
+    transformer_2 = None
+    if family is WAN22:
+        transformer_2 = _frozen(
+            WanTransformer3DModel.from_pretrained(folder, subfolder="transformer_2", torch_dtype=dtype), device
+        )
+    # Wan's VAE decodes in fp32 in diffusers' examples: its causal convolutions overflow in fp16.
+    vae = _frozen(AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32), device)
+    text_encoder = _frozen(
+        UMT5EncoderModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype), device
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    return transformer, transformer_2, T5Prompts(tokenizer, text_encoder, device), WanVideoCodec(vae)

@@ -40,11 +40,25 @@ def toy_train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed", min=0),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing checkpoint and start over."),
+    network: str = typer.Option(
+        "wan", "--network", help="wan (the flow transformer, default) or unet3d (DDIM, as toy-unet)."
+    ),
+    vae_from: Path | None = typer.Option(
+        None, "--vae-from", help="Reuse this model folder's trained VAE (skips the VAE phase)."
+    ),
+    distribution: str | None = typer.Option(
+        None, "--distribution", help="Label mix: flow_train (the wan default) or train (toy-unet's)."
+    ),
 ) -> None:
-    """Train the toy text-to-video model (VAE, then UNet) on freshly rendered toy clips."""
+    """Train the toy text-to-video model (VAE, then the denoiser) on freshly rendered toy clips."""
     from toyworld.training import train_toy_model
 
-    folder = train_toy_model(out_dir, minutes=minutes, device=device, resume=not fresh, seed=seed)
+    overrides = {"network": network, "vae_from": None if vae_from is None else str(vae_from)}
+    if distribution is not None:
+        overrides["distribution"] = distribution
+    folder = train_toy_model(
+        out_dir, minutes=minutes, device=device, resume=not fresh, seed=seed, **overrides
+    )
     out.print(f"Model: {folder}  (loss curve: {folder / 'loss_curve.png'}, card: {folder / 'MODEL_CARD.md'})")
 
 

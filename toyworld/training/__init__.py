@@ -42,7 +42,7 @@ from toyworld.training.config import CHECKPOINT_DIR, TrainConfig
 from toyworld.training.losses import diffusion_loss, min_snr_weights, vae_loss
 from toyworld.training.model_folder import MODEL_INDEX, save_model_folder
 from toyworld.training.report import plot_losses
-from toyworld.training.run import train_toy_model
+from toyworld.training.run import export_checkpoint, train_toy_model
 from toyworld.training.state import TrainingProgress
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "plot_losses",
     "save_model_folder",
     "standardize_latent_channels",
+    "export_checkpoint",
     "train_toy_model",
     "vae_loss",
 ]

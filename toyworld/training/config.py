@@ -24,11 +24,16 @@ class TrainConfig:
     """
 
     minutes: float = 85.0
+    # The denoiser (:mod:`toyworld.training.network`): "wan" (rectified flow) or "unet3d" (DDIM ε).
+    network: str = "wan"
+    # A trained model folder whose VAE (and its scaling factor) this run reuses, skipping the VAE
+    # and calibration phases: a new denoiser on the committed latents costs no VAE minutes.
+    vae_from: str | None = None
     vae_share: float = 0.15
     vae_steps: int | None = None
     unet_steps: int | None = None
     num_frames: int = 8
-    distribution: str = "train"
+    distribution: str | None = None  # None: the network's (flow_train for wan, train for unet3d)
     # VAE
     vae_batch_frames: int = 32
     vae_lr: float = 2e-3
@@ -42,9 +47,9 @@ class TrainConfig:
     latent_stat_clips: int = 256
     # Denoiser
     unet_batch: int = 16
-    unet_lr: float = 2e-3
+    unet_lr: float | None = None  # None: the network's (1e-3 wan, 2e-3 unet3d)
     weight_decay: float = 0.01
-    warmup_steps: int = 50
+    warmup_steps: int | None = None  # None: the network's (100 wan, 50 unet3d)
     unet_cooldown: float = 0.2
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -54,16 +59,37 @@ class TrainConfig:
     # (MODEL_CARD.md). Both stay in the checkpoint.
     saved_weights: str = "raw"
     caption_dropout: float = 0.1
-    min_snr_gamma: float = 5.0
+    min_snr_gamma: float = 5.0  # ε objective only
+    # Flow objective: σ = sigmoid(n), n ~ N(mean, std) (SD3 §3.1 logit-normal); a positive mean trains
+    # high noise more, where the caption must decide the clip's layout and direction.
+    logit_mean: float = 0.5
+    logit_std: float = 1.0
+    # A share of training clips whose first k frames (k up to ``condition_max_frames``) are given
+    # through the conditioning channels (masked diffusion: image-to-video and continuation).
+    condition_share: float = 0.15
+    condition_max_frames: int = 4
+    flow_shift: float = 1.0  # the sampling scheduler's shift (saved with the model)
     caption_bank: int = 8000
     latent_pool: int = 2048
     pool_refresh: int = 8
-    guidance_scale: float = 6.0
+    guidance_scale: float | None = None  # None: the network's (5 wan, 6 unet3d)
     # bookkeeping
     checkpoint_minutes: float = 3.0
-    unet_config: dict[str, Any] = field(default_factory=network.default_config)
+    unet_config: dict[str, Any] | None = None  # None: the network's default config
     vae_config: dict[str, Any] = field(default_factory=lambda: dict(architecture.VAE_CONFIG))
     scheduler_config: dict[str, Any] = field(default_factory=lambda: dict(architecture.SCHEDULER_CONFIG))
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the fields left None set to the network's defaults (what a run trains with)."""
+        denoiser = network.network_named(self.network)
+        filled = {name: value for name, value in denoiser.training_defaults.items() if getattr(self, name) is None}
+        if self.unet_config is None:
+            filled["unet_config"] = denoiser.default_config()
+        return dataclasses.replace(self, **filled)
+
+    @property
+    def denoiser(self) -> network.Network:
+        return network.network_named(self.network)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

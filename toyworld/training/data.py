@@ -108,14 +108,16 @@ class CaptionBank:
 def caption_bank(
     seed: int, config: Any, cache_dir: Path, encoder: Callable[[], Any], progress: bool
 ) -> CaptionBank:
-    """Encode ``caption_bank`` captions of training labels once (cached in ``cache_dir``)."""
+    """Encode ``caption_bank`` captions of training labels once (cached in ``cache_dir``, one file per
+    network: the flow transformer's context has its padding zeroed, the UNet's keeps it)."""
     from toyworld.captions import describe
 
     rng = np.random.default_rng([seed, 2])
     labels = sample_labels(rng, config.caption_bank, config.distribution)
     captions = [describe(label, rng).text for label in labels]
-    cache = cache_dir / "caption_bank.safetensors"
-    meta_path = cache_dir / "caption_bank.json"
+    name = "caption_bank" if config.network == "unet3d" else f"caption_bank_{config.network}"
+    cache = cache_dir / f"{name}.safetensors"
+    meta_path = cache_dir / f"{name}.json"
     if cache.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == captions:
         tensors = load_tensors(cache)
     else:
@@ -221,3 +223,40 @@ def denoiser_batch(
     timesteps = torch.randint(num_train_timesteps, (batch,), generator=generator)
     noise = torch.randn(latents.shape, generator=generator).to(device)
     return DenoiserBatch(latents, context.to(device), timesteps.to(device), noise)
+
+
+@dataclass
+class FlowBatch:
+    latents: torch.Tensor  # (B, C, F, h, w)
+    context: torch.Tensor  # (B, L, D)
+    sigmas: torch.Tensor  # (B,) in (0, 1)
+    noise: torch.Tensor  # (B, C, F, h, w)
+    given_mask: torch.Tensor  # (B, 1, F, h, w): 1 on frames given through the conditioning channels
+
+
+def flow_batch(
+    pool: LatentPool,
+    bank: CaptionBank,
+    config: Any,
+    generator: torch.Generator,
+    device: torch.device,
+) -> FlowBatch:
+    """Clips from the pool, their captions (``caption_dropout`` of them ""), logit-normal σ
+    (``sigmoid(N(logit_mean, logit_std))``, SD3 §3.1), ε, and for ``condition_share`` of the clips
+    their first k frames given (k uniform in 1..``condition_max_frames``)."""
+    assert pool.latents is not None and pool.captions is not None
+    batch = config.unet_batch
+    picks = torch.randint(len(pool.latents), (batch,), generator=generator)
+    latents = pool.latents[picks].to(device)
+    context = bank.embeds[pool.captions[picks]].float()
+    drop = torch.rand(batch, generator=generator) < config.caption_dropout
+    context[drop] = bank.uncond.float()
+    normal = torch.randn(batch, generator=generator)
+    sigmas = torch.sigmoid(config.logit_mean + config.logit_std * normal)
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    given = torch.rand(batch, generator=generator) < config.condition_share
+    counts = torch.randint(1, config.condition_max_frames + 1, (batch,), generator=generator) * given
+    frames = torch.arange(latents.shape[2])
+    mask = (frames[None, :] < counts[:, None]).float().view(batch, 1, -1, 1, 1)
+    mask = mask.expand(-1, 1, -1, *latents.shape[-2:]).contiguous()
+    return FlowBatch(latents, context.to(device), sigmas.to(device), noise, mask.to(device))

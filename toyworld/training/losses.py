@@ -1,4 +1,4 @@
-"""The two training objectives (VAE reconstruction, ε prediction) and min-SNR-γ weighting."""
+"""The training objectives (VAE reconstruction, ε prediction, rectified flow) and min-SNR-γ weighting."""
 
 from __future__ import annotations
 
@@ -55,8 +55,33 @@ def diffusion_loss(
     """
     alpha_bar = alphas_cumprod[timesteps].view(-1, 1, 1, 1, 1)
     noisy = alpha_bar.sqrt() * latents + (1.0 - alpha_bar).sqrt() * noise
-    pred = network.predict_noise(denoiser, noisy, timesteps, context)
+    pred = network.NETWORKS["unet3d"].predict(denoiser, noisy, timesteps, context)
     per_clip = (pred.float() - noise).pow(2).mean(dim=(1, 2, 3, 4))
     if min_snr_gamma is None:
         return per_clip.mean(), per_clip
     return (min_snr_weights(alphas_cumprod, timesteps, min_snr_gamma) * per_clip).mean(), per_clip
+
+
+def flow_loss(
+    denoiser: torch.nn.Module,
+    latents: torch.Tensor,
+    context: torch.Tensor,
+    sigmas: torch.Tensor,
+    noise: torch.Tensor,
+    given_mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rectified-flow objective (SD3 eq. 1-3) on latents ``(B, C, F, h, w)`` with context ``(B, L, D)``.
+
+    ``x_σ = (1 − σ) x₀ + σ ε`` for ``sigmas`` ``(B,)``; the network predicts the velocity
+    ``v = ε − x₀`` at timestep ``1000 σ`` (Wan's and diffusers' flow schedulers' convention).
+    ``given_mask`` ``(B, 1, F, h, w)`` marks the frames handed over clean through the conditioning
+    channels (masked diffusion); their loss counts like any other frame's, so the network learns to
+    keep them. Returns (loss, per-clip velocity MSE ``(B,)``).
+    """
+    s = sigmas.view(-1, 1, 1, 1, 1)
+    noisy = (1.0 - s) * latents + s * noise
+    pred = network.NETWORKS["wan"].predict(
+        denoiser, noisy, sigmas * 1000.0, context, given=latents, mask=given_mask
+    )
+    per_clip = (pred.float() - (noise - latents)).pow(2).mean(dim=(1, 2, 3, 4))
+    return per_clip.mean(), per_clip

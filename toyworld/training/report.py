@@ -10,7 +10,6 @@ import torch
 from reelgraph.atomic import atomic_path
 from toyworld import architecture
 from toyworld.spec import FPS
-from toyworld.training import network
 from toyworld.training.config import TrainConfig
 from toyworld.training.state import TrainingProgress
 
@@ -24,7 +23,7 @@ def _smooth(values: list[float], window: int) -> np.ndarray:
 
 
 def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -> Path:
-    """Two panels (VAE reconstruction, denoiser ε-MSE), raw and smoothed, log scale."""
+    """Two panels (VAE reconstruction, the denoiser's loss), raw and smoothed, log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +32,7 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, losses, title in (
         (axes[0], vae_losses, "VAE: weighted reconstruction MSE"),
-        (axes[1], unet_losses, "UNet: ε-prediction MSE"),
+        (axes[1], unet_losses, "denoiser: ε or velocity MSE"),
     ):
         if losses:
             ax.plot(np.arange(1, len(losses) + 1), losses, alpha=0.25, lw=0.6, color="tab:blue")
@@ -50,6 +49,32 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -
     return path
 
 
+def _denoiser_training(config: TrainConfig, progress: TrainingProgress, last: float) -> str:
+    if config.denoiser.objective == "flow":
+        return f"""- Transformer: {progress.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
+  (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}), rectified flow with
+  velocity prediction, σ ~ sigmoid(N({config.logit_mean:g}, {config.logit_std:g})) (logit-normal, SD3 §3.1),
+  {config.condition_share:.0%} of clips with their first 1-{config.condition_max_frames} frames given
+  through the conditioning channels, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
+  final velocity MSE (mean of last 100 steps) {last:.4f}."""
+    return f"""- UNet: {progress.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
+  (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}),
+  min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
+  final ε-MSE (mean of last 100 steps) {last:.4f}."""
+
+
+def _scheduler_line(config: TrainConfig) -> str:
+    if config.denoiser.objective == "flow":
+        return (
+            f"- Scheduler: `FlowMatchEulerDiscreteScheduler`, shift {config.flow_shift:g} "
+            "(sampled by reelgraph's flow loop, `generation/flow_sampling.py`)."
+        )
+    sc = config.scheduler_config
+    return f"""- Scheduler: `DDIMScheduler`, {sc["num_train_timesteps"]} training steps,
+  beta schedule `{sc["beta_schedule"]}`, prediction type `{sc["prediction_type"]}`, timestep spacing
+  `{sc["timestep_spacing"]}`, steps_offset {sc["steps_offset"]}."""
+
+
 def model_card(
     config: TrainConfig, progress: TrainingProgress, seed: int, vae: torch.nn.Module, unet: torch.nn.Module
 ) -> str:
@@ -59,38 +84,41 @@ def model_card(
     vae_minutes = progress.vae_elapsed_s / 60.0
     total_minutes = progress.elapsed_s / 60.0
     last = np.mean(progress.unet_losses[-100:]) if progress.unet_losses else float("nan")
+    if config.vae_from is not None:
+        vae_training = f"- VAE: taken from `{config.vae_from}` (its own card says how it was trained)."
+    else:
+        vae_training = f"""- VAE: {progress.vae_step} steps of {config.vae_batch_frames} frames (one per clip), lr {config.vae_lr}
+  (warmup {config.vae_warmup_steps}, linear decay over the last {config.vae_cooldown:.0%}),
+  object pixels weighted x{1 + config.object_weight:g}, KL weight {config.kl_weight:g}, decoder input noise
+  up to {config.vae_decoder_noise:g} latent std; {vae_minutes:.1f} min."""
+    retrain = f"python cli.py toy train --out DIR --minutes {config.minutes:g} --device {progress.device}"
+    if config.network != "wan":
+        retrain += f" --network {config.network}"
+    if config.vae_from is not None:
+        retrain += f" --vae-from {config.vae_from}"
     return f"""# reelgraph toy text-to-video model
 
-A small text-to-video diffusion model trained from scratch by `toyworld/training/` on the procedural
+A small text-to-video model trained from scratch by `toyworld/training/` on the procedural
 toy world (`toyworld/`): 32x32 RGB, {config.num_frames} frames, {FPS} fps.
 
 ## Components
-{network.card_line(config.unet_config, unet_params)}
+{config.denoiser.card_line(config.unet_config, unet_params)}
 - VAE: diffusers `AutoencoderKL`, {vae_params / 1e6:.2f} M parameters, 32x32x3 -> 8x8x4 latents,
   scaling_factor {progress.scaling_factor} (1 / measured latent std {progress.latent_std}).
-- Scheduler: `DDIMScheduler`, {config.scheduler_config["num_train_timesteps"]} training steps,
-  beta schedule `{config.scheduler_config["beta_schedule"]}`, prediction type
-  `{config.scheduler_config["prediction_type"]}`, timestep spacing
-  `{config.scheduler_config["timestep_spacing"]}`, steps_offset {config.scheduler_config["steps_offset"]}.
+{_scheduler_line(config)}
 - Text encoder: all-MiniLM-L6-v2, frozen, not stored here (resolved offline).
 
 ## Training
-- Data: clips rendered on the fly from the `{config.distribution}` label distribution (zigzag <= 1 %),
-  captions from a bank of {config.caption_bank} template captions; {config.caption_dropout:.0%} of
-  captions replaced by "" (classifier-free guidance).
-- VAE: {progress.vae_step} steps of {config.vae_batch_frames} frames (one per clip), lr {config.vae_lr}
-  (warmup {config.vae_warmup_steps}, linear decay over the last {config.vae_cooldown:.0%}),
-  object pixels weighted x{1 + config.object_weight:g}, KL weight {config.kl_weight:g}, decoder input noise
-  up to {config.vae_decoder_noise:g} latent std; {vae_minutes:.1f} min.
-- UNet: {progress.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
-  (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}),
-  min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
-  final ε-MSE (mean of last 100 steps) {last:.4f}.
+- Data: clips rendered on the fly from the `{config.distribution}` label distribution
+  (`toyworld/captions.py`), captions from a bank of {config.caption_bank} template captions;
+  {config.caption_dropout:.0%} of captions replaced by "" (classifier-free guidance).
+{vae_training}
+{_denoiser_training(config, progress, last)}
 - Wall time {total_minutes:.1f} min on `{progress.device}`, seed {seed}. Loss curves: `loss_curve.png`.
 - Recommended guidance: {config.guidance_scale:g} (in `reelgraph.json`).
 
 ## Retrain
 ```
-python cli.py toy train --out DIR --minutes {config.minutes:g} --device {progress.device}
+{retrain}
 ```
 """

@@ -26,6 +26,18 @@ def _stop_on_sigterm():
 
 
 def _checked_config(config: TrainConfig) -> TrainConfig:
+    from toyworld.captions import DISTRIBUTIONS
+
+    if config.distribution not in DISTRIBUTIONS:
+        raise ReelgraphError(
+            f"No label distribution is called {config.distribution!r}.",
+            fix=f"use one of {', '.join(DISTRIBUTIONS)}.",
+        )
+    if config.vae_from is not None and not (Path(config.vae_from) / "vae" / "config.json").is_file():
+        raise ReelgraphError(
+            f"{config.vae_from} holds no trained VAE (vae/config.json is missing).",
+            fix="pass a toy model folder, such as toyworld/model.",
+        )
     if config.saved_weights not in ("raw", "ema"):
         raise ReelgraphError(
             f"saved_weights is {config.saved_weights!r}, which names no UNet weights.",
@@ -61,7 +73,8 @@ def train_toy_model(
     """
     from generation.devices import resolve_device
 
-    config = _checked_config(dataclasses.replace(config or TrainConfig(), minutes=minutes, **overrides))
+    config = dataclasses.replace(config or TrainConfig(), minutes=minutes, **overrides)
+    config = _checked_config(config.resolved())
     out = Path(out_dir)
     run = TrainingRun(out, config, seed, resolve_device(device), prompt_encoder, progress)
     if resume:
@@ -70,6 +83,9 @@ def train_toy_model(
         shutil.rmtree(out / CHECKPOINT_DIR)
     previous = _stop_on_sigterm()
     try:
+        if run.progress.phase == "vae" and config.vae_from is not None:
+            run.adopt_vae(config.vae_from)
+            run.save_checkpoint()
         if run.progress.phase == "vae":
             run.run_vae()
             run.save_checkpoint()
@@ -86,4 +102,25 @@ def train_toy_model(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     run.save_checkpoint()
+    return run.write_model()
+
+
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path, prompt_encoder: Any = None) -> Path:
+    """Write the model folder of ``run_dir``'s latest checkpoint into ``out_dir``, mid-run or after,
+    without training a step (the accuracy-against-steps table of a model card reads these)."""
+    import json
+
+    from generation.devices import resolve_device
+
+    state = Path(run_dir) / CHECKPOINT_DIR / "state.json"
+    if not state.is_file():
+        raise ReelgraphError(f"{run_dir} has no training checkpoint.", fix="pass the folder a run trains into.")
+    saved = json.loads(state.read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    # A checkpoint from before the network field trained the UNet.
+    values = {"network": "unet3d", **{k: v for k, v in saved["config"].items() if k in fields}}
+    config = TrainConfig(**values).resolved()
+    run = TrainingRun(Path(out_dir), config, saved["seed"], resolve_device("cpu"), prompt_encoder, False)
+    run.ckpt = Path(run_dir) / CHECKPOINT_DIR
+    run.load_checkpoint()
     return run.write_model()

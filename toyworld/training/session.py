@@ -18,7 +18,7 @@ import torch
 from reelgraph.atomic import write_json, write_text
 from reelgraph.errors import ReelgraphError
 from toyworld import architecture
-from toyworld.training import data, network
+from toyworld.training import data
 from toyworld.training.calibration import calibrate_latents, stat_latents
 from toyworld.training.checkpoints import (
     load_optimizer,
@@ -29,7 +29,7 @@ from toyworld.training.checkpoints import (
     save_tensors,
 )
 from toyworld.training.config import CHECKPOINT_DIR, TEXT_MODEL, TrainConfig
-from toyworld.training.losses import diffusion_loss, vae_loss
+from toyworld.training.losses import diffusion_loss, flow_loss, vae_loss
 from toyworld.training.model_folder import save_model_folder
 from toyworld.training.phase import Phase, run_phase
 from toyworld.training.report import model_card, plot_losses
@@ -86,7 +86,8 @@ class TrainingRun:
         self.clock = TrainingClock()
 
         self.vae = _init_seeded(lambda: architecture.build_vae(config.vae_config), seed)
-        self.denoiser = _init_seeded(lambda: network.build_denoiser(config.unet_config), seed + 1)
+        self.network = config.denoiser
+        self.denoiser = _init_seeded(lambda: self.network.build(config.unet_config), seed + 1)
         _init_logvar(self.vae, config.vae_logvar_init)
         _disable_dropout(self.vae)
         _disable_dropout(self.denoiser)
@@ -199,7 +200,9 @@ class TrainingRun:
             from reelgraph.resolve import resolve_text_model
 
             self._prompt_encoder = MiniLMPromptEncoder(
-                resolve_text_model(TEXT_MODEL), max_length=architecture.TEXT_TOKENS
+                resolve_text_model(TEXT_MODEL),
+                max_length=architecture.TEXT_TOKENS,
+                zero_padding=self.network.objective == "flow",
             )
         return self._prompt_encoder
 
@@ -246,7 +249,33 @@ class TrainingRun:
             setattr(self.progress, name, value)
         self.progress.phase = "unet"
 
-    def _denoiser_loss(self, batch: data.DenoiserBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def adopt_vae(self, folder: str | Path) -> None:
+        """Take a trained model folder's VAE and scaling factor instead of the VAE and calibration
+        phases (``TrainConfig.vae_from``)."""
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(Path(folder) / "vae")
+        theirs = {k: v for k, v in vae.config.items() if k in self.config.vae_config}
+        if {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()} != {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.config.vae_config.items()
+        }:
+            raise ReelgraphError(
+                f"The VAE in {folder} has another config than this run's.",
+                fix="train without vae_from, or pass the matching vae_config.",
+            )
+        self.vae.load_state_dict(vae.state_dict())
+        scaling = float(vae.config.scaling_factor)
+        self.vae.register_to_config(scaling_factor=scaling)
+        self.progress.scaling_factor = scaling
+        self.progress.latent_std = 1.0 / scaling
+        self.progress.phase = "unet"
+
+    def _denoiser_loss(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.network.objective == "flow":
+            loss, per_clip = flow_loss(
+                self.denoiser, batch.latents, batch.context, batch.sigmas, batch.noise, batch.given_mask
+            )
+            return loss, per_clip.detach().mean()
         loss, per_clip = diffusion_loss(
             self.denoiser,
             self.alphas_cumprod,
@@ -266,6 +295,21 @@ class TrainingRun:
         assert self.bank is not None
         self.pool.refresh(self.bank, self.config.pool_refresh, self.denoiser_rng, self.denoiser_gen)
 
+    def _draw_denoiser_batch(self) -> Any:
+        cfg, bank = self.config, self.bank
+        assert bank is not None
+        if self.network.objective == "flow":
+            return data.flow_batch(self.pool, bank, cfg, self.denoiser_gen, self.device)
+        return data.denoiser_batch(
+            self.pool,
+            bank,
+            cfg.unet_batch,
+            cfg.caption_dropout,
+            self.scheduler.config.num_train_timesteps,
+            self.denoiser_gen,
+            self.device,
+        )
+
     def run_denoiser(self) -> None:
         cfg = self.config
         self.bank = data.caption_bank(
@@ -273,7 +317,6 @@ class TrainingRun:
         )
         self.vae.eval().requires_grad_(False)
         self.pool.fill(self.bank, cfg.latent_pool, self.denoiser_rng, self.denoiser_gen, self.show_progress)
-        bank = self.bank
         self._run(
             Phase(
                 name="unet",
@@ -286,15 +329,7 @@ class TrainingRun:
                 step_budget=cfg.unet_steps,
                 time_start_s=self.progress.vae_elapsed_s,
                 time_end_s=self.budget_s,
-                draw_batch=lambda: data.denoiser_batch(
-                    self.pool,
-                    bank,
-                    cfg.unet_batch,
-                    cfg.caption_dropout,
-                    self.scheduler.config.num_train_timesteps,
-                    self.denoiser_gen,
-                    self.device,
-                ),
+                draw_batch=self._draw_denoiser_batch,
                 loss=self._denoiser_loss,
                 after_step=self._after_denoiser_step,
             )
@@ -309,7 +344,7 @@ class TrainingRun:
             names = [name for name, _ in self.denoiser.named_parameters()]
             state.update({name: value.detach().cpu() for name, value in zip(names, self.ema, strict=True)})
         # Seeded only to keep the caller's global generator untouched: the weights are replaced.
-        denoiser = _init_seeded(lambda: network.build_denoiser(self.config.unet_config), self.seed + 1)
+        denoiser = _init_seeded(lambda: self.network.build(self.config.unet_config), self.seed + 1)
         denoiser.load_state_dict(state)
         return denoiser.eval()
 
@@ -322,6 +357,9 @@ class TrainingRun:
             self.saved_denoiser(),
             vae,
             self.config.scheduler_config,
+            network=self.network,
+            flow_shift=self.config.flow_shift,
+            distribution=self.config.distribution,
             num_frames=self.config.num_frames,
             guidance_scale=self.config.guidance_scale,
         )

@@ -1,0 +1,147 @@
+"""The embedded toy model's denoiser: diffusers' ``WanTransformer3DModel`` plus a pooled-text path.
+
+Wan's transformer brings what the toy model needs to learn motion: full 3-D self-attention over
+(frame, row, column) tokens with 3-D RoPE (Wan 2.1 §3.1), text cross-attention in every block,
+and adaptive norms driven by the timestep (DiT's adaLN, with Wan's learned ``scale_shift_table``).
+Two minimal extensions, both declared in the config so ``from_pretrained`` rebuilds them:
+
+* ``pooled_text``: the masked mean of the text states, through a two-layer MLP, is added to the
+  timestep embedding before Wan's ``time_proj`` (DiT §3.2's adaLN on class + time; SD3 adds pooled
+  text the same way). Cross-attention alone leaves the caption weak at high noise, where a clip's
+  trajectory is decided; the adaptive norms reach every token of every block.
+* ``condition_channels``: Wan's image-to-video input layout: the noisy latents are concatenated
+  with a mask channel (1 where a frame is given) and the given frames' latents, ``(B, C + 1 + C,
+  F, h, w)``; zeros when nothing is given (text-to-video). Trained with a share of clips whose
+  first frames are given, so one network also continues videos (ART-V's masked diffusion).
+
+Padding of the text states is zeroed by the prompt encoder (as ``WanPipeline`` does), so the
+pooled mean counts rows that are not all zero.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.embeddings import PixArtAlphaTextProjection
+from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformer3DModel
+
+
+def pooled_text(states: torch.Tensor) -> torch.Tensor:
+    """Mean over the rows of ``(B, L, D)`` states that are not all zero (padding is zeroed): ``(B, D)``."""
+    valid = states.abs().amax(dim=-1, keepdim=True).gt(0).to(states.dtype)
+    return (states * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
+
+
+class PooledTextTimeEmbedding(WanTimeTextImageEmbedding):
+    """Wan's time / text embedder with the pooled caption added to the timestep embedding."""
+
+    def __init__(self, dim: int, time_freq_dim: int, time_proj_dim: int, text_embed_dim: int):
+        super().__init__(dim, time_freq_dim, time_proj_dim, text_embed_dim)
+        self.pooled_embedder = PixArtAlphaTextProjection(text_embed_dim, dim, act_fn="silu")
+
+    def forward(
+        self,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states_image: torch.Tensor | None = None,
+        timestep_seq_len: int | None = None,
+    ):
+        frequencies = self.timesteps_proj(timestep).to(next(self.time_embedder.parameters()).dtype)
+        temb = self.time_embedder(frequencies).type_as(encoder_hidden_states)
+        temb = temb + self.pooled_embedder(pooled_text(encoder_hidden_states))
+        timestep_proj = self.time_proj(self.act_fn(temb))
+        return temb, timestep_proj, self.text_embedder(encoder_hidden_states), None
+
+
+class ToyWanTransformer(WanTransformer3DModel):
+    """``WanTransformer3DModel`` with the pooled-text path and conditioning channels (module docstring).
+
+    ``forward(hidden_states (B, in_channels, F, h, w), timestep (B,), encoder_hidden_states (B, L, D))``
+    as Wan's; ``in_channels = 2 * out_channels + 1`` when ``condition_channels`` is set.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        patch_size: tuple[int, ...] = (1, 2, 2),
+        num_attention_heads: int = 6,
+        attention_head_dim: int = 32,
+        in_channels: int = 9,
+        out_channels: int = 4,
+        text_dim: int = 384,
+        freq_dim: int = 256,
+        ffn_dim: int = 768,
+        num_layers: int = 8,
+        cross_attn_norm: bool = True,
+        qk_norm: str | None = "rms_norm_across_heads",
+        eps: float = 1e-6,
+        image_dim: int | None = None,
+        added_kv_proj_dim: int | None = None,
+        rope_max_seq_len: int = 64,
+        pos_embed_seq_len: int | None = None,
+        pooled_text: bool = True,
+        condition_channels: bool = True,
+    ) -> None:
+        super().__init__(
+            patch_size=patch_size,
+            num_attention_heads=num_attention_heads,
+            attention_head_dim=attention_head_dim,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            text_dim=text_dim,
+            freq_dim=freq_dim,
+            ffn_dim=ffn_dim,
+            num_layers=num_layers,
+            cross_attn_norm=cross_attn_norm,
+            qk_norm=qk_norm,
+            eps=eps,
+            image_dim=image_dim,
+            added_kv_proj_dim=added_kv_proj_dim,
+            rope_max_seq_len=rope_max_seq_len,
+            pos_embed_seq_len=pos_embed_seq_len,
+        )
+        if condition_channels and in_channels != 2 * out_channels + 1:
+            raise ValueError(
+                f"condition_channels needs in_channels = 2 * out_channels + 1, not {in_channels}"
+            )
+        if pooled_text:
+            inner = num_attention_heads * attention_head_dim
+            self.condition_embedder = PooledTextTimeEmbedding(inner, freq_dim, inner * 6, text_dim)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states_image: torch.Tensor | None = None,
+        return_dict: bool = True,
+        attention_kwargs: dict | None = None,
+        given_latents: torch.Tensor | None = None,
+        given_mask: torch.Tensor | None = None,
+    ):
+        """Wan's forward; plain ``(B, C, F, h, w)`` latents get the conditioning channels here (zeros,
+        or ``given_latents`` ``(B, C, F, h, w)`` where ``given_mask`` ``(B, 1, F, h, w)`` is 1), so every
+        caller of a Wan transformer (sampling, inversion, LoRA tuning) calls this one the same way."""
+        if self.config.condition_channels and hidden_states.shape[1] == self.config.out_channels:
+            hidden_states = conditioned_input(hidden_states, given_latents, given_mask)
+        return super().forward(
+            hidden_states,
+            timestep,
+            encoder_hidden_states,
+            encoder_hidden_states_image=encoder_hidden_states_image,
+            return_dict=return_dict,
+            attention_kwargs=attention_kwargs,
+        )
+
+
+def conditioned_input(
+    latents: torch.Tensor, given: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Wan's image-to-video input: ``(B, C, F, h, w)`` latents, ``(B, 1, F, h, w)`` mask and
+    ``(B, C, F, h, w)`` given latents concatenated to ``(B, 2C + 1, F, h, w)``; zeros when none given."""
+    if given is None:
+        b, _, f, h, w = latents.shape
+        mask = latents.new_zeros(b, 1, f, h, w)
+        given = torch.zeros_like(latents)
+    assert mask is not None
+    return torch.cat([latents, mask.to(latents), (given * mask).to(latents)], dim=1)
