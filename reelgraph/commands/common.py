@@ -70,6 +70,11 @@ def services_for(settings, progress=None):
     return build_services(settings, progress)
 
 
+def generation_model(settings):
+    """The settings' video model, loaded (a work runner's per-worker setup: ``index invert``)."""
+    return services_for(settings).generation.model
+
+
 def pool_job(ctx: typer.Context, *, model, device, steps, chroma_url, pool, limit):
     """Settings, services and the pool's records (sorted by id) for a job over pool videos."""
     settings = settings_from(
