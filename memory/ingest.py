@@ -315,7 +315,8 @@ def ingest_csv(
         progress: show a rich progress bar on stderr.
         runner: the :class:`~reelgraph.work_runner.WorkRunner` that prepares batches (probe, parse,
             embed: one work item per batch); default in process. Writes stay here, in file order.
-        text: where a worker gets the embedder and parser not given (a lazy ``TextModels``).
+        text: the text models' names (``settings.text``) a worker loads when ``embedder`` / ``parser``
+            are not given (objects are for in-process runs: a loaded model is not sent to workers).
     """
     csv_path = Path(csv_path).expanduser()
     videos = Path(videos).expanduser() if videos is not None else None
@@ -409,11 +410,15 @@ class PreparedBatch(BaseModel):
 
 
 def _text_pair(embedder, parser, text=None):
-    """A worker's (embedder, parser): the given ones, else ``text``'s (a lazy
-    :class:`~reelgraph.text.models.TextModels`, loaded on the worker), else the process's defaults."""
+    """A worker's (embedder, parser): the given ones, else the models ``text`` names (a
+    :class:`~reelgraph.settings.TextSettings`: names travel to a worker, loaded models do not),
+    else the process's defaults."""
     if text is not None:
-        embedder = embedder or text.embedder
-        parser = parser or text.parser
+        from reelgraph.text.models import TextModels
+
+        models = TextModels.from_settings(text)
+        embedder = embedder or models.embedder
+        parser = parser or models.parser
     if embedder is None:
         from reelgraph.text.embeddings import get_embedder
 

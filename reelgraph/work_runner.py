@@ -95,8 +95,17 @@ class _Worker:
         except ReelgraphError as error:  # bad input: the next try would fail the same way
             return "failed", error.message, False, time.perf_counter() - started
         except Exception as error:
-            return "failed", f"{type(error).__name__}: {error}", True, time.perf_counter() - started
+            return "failed", _reason(error), True, time.perf_counter() - started
         return "ok", value, False, time.perf_counter() - started
+
+
+def _reason(error: Exception) -> str:
+    """``Type: message (file:line)``: where the error was raised, for a report without a traceback."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
 
 
 def _torch_threads() -> int:

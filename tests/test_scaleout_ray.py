@@ -7,6 +7,8 @@ directories (so no cache is shared), once in process and once on Ray.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,100 @@ def test_eval_ablation_on_ray_equals_in_process(cluster, tmp_path, tiny_model_di
     assert (tmp_path / "a" / "ablation.json").read_bytes() == (tmp_path / "b" / "ablation.json").read_bytes()
     videos = _videos(tmp_path / "a")
     assert len(videos) == 4 and videos == _videos(tmp_path / "b")  # byte for byte
+
+
+def _store_dump(home: Path) -> tuple[list, list, dict]:
+    """Every record (its metadata), its sentence vector and every phrase vector, by id."""
+    from memory.store import MemoryStore
+
+    store = MemoryStore(home)
+    pages = sorted(
+        (
+            (r.id, r.model_dump(), v.tolist())
+            for records, vectors in store.iter_all()
+            for r, v in zip(records, vectors, strict=True)
+        ),
+        key=lambda row: row[0],
+    )
+    phrases = sorted(
+        {p for _, record, _ in pages for unit in record["units"] for p in unit.values() if isinstance(p, str)}
+    )
+    return (
+        [r for _, r, _ in pages],
+        [v for _, _, v in pages],
+        {p: v.tolist() for p, v in store.phrase_vectors(phrases).items()},
+    )
+
+
+def test_ingest_and_invert_on_ray_equal_in_process(cluster, tmp_path, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    model = ["--model", str(tiny_model_dir), "--steps", "2"]
+    for side, ray in (("a", []), ("b", ["--ray"])):
+        home = ["--home", str(tmp_path / side)]
+        # the same rendered pool for both (the render folder is named by n and seed)
+        _invoke(*home, *ray, "index", "toy", "--n", "5", "--batch", "2", "--json")
+        again = json.loads(_invoke(*home, *ray, "index", "toy", "--n", "5", "--batch", "2", "--json"))
+        assert again["added"] == 0  # idempotent on both engines
+        inverted = json.loads(_invoke(*home, *ray, "index", "invert", *model, "--batch", "2", "--json"))
+        assert (inverted["inverted"], inverted["failed"]) == (5, 0)
+    records_a, vectors_a, phrases_a = _store_dump(tmp_path / "a")
+    records_b, vectors_b, phrases_b = _store_dump(tmp_path / "b")
+    for record in records_a + records_b:
+        record["video"] = Path(record["video"]).name  # each home renders its own copy of the pool
+    assert len(records_a) == 5 and records_a == records_b
+    assert vectors_a == vectors_b and phrases_a == phrases_b and phrases_a  # number for number
+    files = {side: sorted((tmp_path / side / "cache" / "inversions").rglob("*.safetensors")) for side in "ab"}
+    assert len(files["a"]) == 5 and [f.name for f in files["a"]] == [f.name for f in files["b"]]
+    for a, b in zip(files["a"], files["b"], strict=True):
+        ta, tb = load_file(a), load_file(b)
+        assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def test_batch_on_ray_with_a_killed_worker_equals_in_process(cluster, tmp_path, tiny_model_dir):
+    from agent.batch import read_batch, run_batch
+    from reelgraph.settings import load_settings
+    from reelgraph.work_runner import RayRunner
+    from tests.ray_helpers import FaultyRunner
+
+    (tmp_path / "story.yaml").write_text(
+        "scenes:\n  - {prompt: a red ball rolls, frames: 4}\n  - {prompt: the red ball bounces, frames: 4}\n"
+    )
+    requests = [
+        {"prompt": "a red ball rolls to the right", "seed": 3},
+        {"storyboard": "story.yaml", "seed": 4, "name": "story"},
+        {"prompt": "a blue square jumps", "overrides": {"num_inference_steps": 3}},
+        {"prompt": "a green circle", "overrides": {"max_video_frames": 2}, "name": "too-long"},  # asks for 4
+    ]
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps(r) + "\n" for r in requests))
+    flags = {"model": str(tiny_model_dir), "num_inference_steps": 2, "num_frames": 4, "seed": 10}
+
+    def run(side: str, runner=None) -> dict:
+        settings = load_settings(flags, home=tmp_path / f"home-{side}").settings
+        jobs = read_batch(batch, settings, tmp_path / side)
+        return run_batch(jobs, settings, tmp_path / side, runner=runner)
+
+    in_process = run("a")
+    marker = tmp_path / "killed.pid"
+    on_ray = run("b", FaultyRunner(RayRunner(workers=2, retries=2), victim="story", marker=marker))
+    # The worker that took "story" killed itself (by its own pid); the item was retried on a new one.
+    pid = int(marker.read_text())
+    assert pid != os.getpid() and not Path(f"/proc/{pid}").exists()
+    for summary in (in_process, on_ray):
+        assert (summary["done"], summary["skipped"], summary["failed"]) == (3, 0, 1)
+        failed = next(e for e in summary["items"] if e["status"] == "failed")
+        assert (
+            failed["name"] == "too-long" and failed["attempts"] == 1 and "the limit is 2" in failed["reason"]
+        )
+        assert [e["seed"] for e in summary["items"]] == [3, 4, 12, 13]  # explicit, or base seed + index
+    story = {e["name"]: e for e in on_ray["items"]}["story"]
+    assert story["attempts"] == 2 and story["status"] == "done"
+    videos = _videos(tmp_path / "a")
+    assert set(videos) == {"0000/video.mp4", "story/video.mp4", "0002/video.mp4"}
+    assert videos == _videos(tmp_path / "b")  # byte for byte, the retried storyboard included
+    # A rerun skips what is done and tries the failed request again.
+    rerun = run("b", RayRunner(workers=2, retries=2))
+    assert (rerun["done"], rerun["skipped"], rerun["failed"]) == (0, 3, 1)
+    assert json.loads((tmp_path / "b" / "summary.json").read_text()) == rerun

@@ -69,7 +69,7 @@ def index_add(
 
     settings, services = _pool(ctx, chroma_url)
     with work_runner(settings) as engine:  # batches are prepared on it, written here
-        stats = ingest_csv(services.pool.store, csv, videos, pool=pool, batch=batch, text=services.text,
+        stats = ingest_csv(services.pool.store, csv, videos, pool=pool, batch=batch, text=settings.text,
                            progress=not as_json, runner=engine)  # fmt: skip
     _print_ingest(stats, as_json)
 
@@ -91,7 +91,7 @@ def index_toy(
     settings, services = _pool(ctx, chroma_url)
     with work_runner(settings) as engine:
         stats = ingest_toy(services.pool.store, settings.home, n, seed=seed, pool=pool, batch=batch,
-                           text=services.text, progress=not as_json, runner=engine)  # fmt: skip
+                           text=settings.text, progress=not as_json, runner=engine)  # fmt: skip
     _print_ingest(stats, as_json)
 
 
