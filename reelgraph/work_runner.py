@@ -246,11 +246,11 @@ class RayRunner:
         done: dict[int, Outcome] = {}
         source = enumerate(items)
         exhausted, next_out = False, 0
-        idle = [new_actor() for _ in range(size)]
-        live = list(idle)
+        idle: list[Any] = []  # actors start as items need them: a batch of 3 loads at most 3 models
+        live: list[Any] = []
         try:
             while True:
-                while idle and (retry or not exhausted):
+                while (idle or len(live) < size) and (retry or not exhausted):
                     if retry:
                         index, item, attempt = retry.pop(0)
                     else:
@@ -260,6 +260,9 @@ class RayRunner:
                             exhausted = True
                             continue
                         attempt = 1
+                    if not idle:
+                        live.append(new_actor())
+                        idle.append(live[-1])
                     actor = idle.pop()
                     pending[actor.run.remote(item)] = (index, item, attempt, actor)
                 if not pending:
@@ -269,12 +272,12 @@ class RayRunner:
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayError as error:  # the worker died (killed, out of memory, ...)
-                    live.remove(actor)
-                    actor = new_actor()
-                    live.append(actor)
+                    live.remove(actor)  # a new one starts when an item needs it
+                    actor = None
                     reason = f"worker died: {type(error).__name__}: {str(error).splitlines()[0]}"
                     result = ("failed", reason, True, 0.0)
-                idle.append(actor)
+                if actor is not None:
+                    idle.append(actor)
                 if result[0] == "failed" and result[2] and attempt <= self.retries:
                     retry.append((index, item, attempt + 1))
                 else:
