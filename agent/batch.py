@@ -89,7 +89,7 @@ def settings_with(base: Settings, overrides: dict[str, Any], where: str) -> Sett
     except ValidationError as error:
         raise ReelgraphError(
             f"{where} has invalid settings {overrides}.",
-            why=str(error).splitlines()[-2].strip() if len(str(error).splitlines()) > 1 else str(error),
+            why="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()),
             fix="correct the values.",
         ) from error
 
