@@ -296,6 +296,27 @@ class RayRunner:
             self.started_here = False
 
 
+def describe_engine(settings) -> tuple[str, str]:
+    """``(status, detail)`` for ``doctor``: the engine the settings name and whether it can run (no cluster
+    is started or joined to find out)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ray")
+    except metadata.PackageNotFoundError:
+        version = None
+    wanted = settings.ray or settings.ray_address
+    where = f"Ray at {settings.ray_address}" if settings.ray_address else "Ray, a local cluster"
+    threads = settings.work_threads or "this process's count"
+    detail = (
+        f"{where if wanted else 'in process'}; {settings.work_retries} retries per item, "
+        f"torch threads per item: {threads}; ray {version or 'not installed'}"
+    )
+    if wanted and version is None:
+        return "fail", detail + " (pip install 'reelgraph[ray]')"
+    return "ok", detail
+
+
 def runner_from_settings(settings) -> WorkRunner:
     """The engine the settings name: Ray when ``ray`` or ``ray_address`` is set, else in process."""
     if settings.ray or settings.ray_address:

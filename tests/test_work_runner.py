@@ -62,6 +62,10 @@ def test_the_settings_choose_the_engine_and_a_missing_ray_is_a_clear_error(tmp_p
     assert isinstance(runner_from_settings(settings), InProcessRunner)
     monkeypatch.setenv("REELGRAPH_RAY_ADDRESS", "127.0.0.1:1")
     assert load_settings({}, home=tmp_path).settings.ray_address == "127.0.0.1:1"
+    from reelgraph.commands.doctor import run_checks
+
+    check = next(c for c in run_checks(load_settings({}, home=tmp_path).settings) if c.name == "work runner")
+    assert check.status == "ok" and "Ray at 127.0.0.1:1" in check.detail and "ray 2.60.0" in check.detail
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(ReelgraphError, match=r"(?s)Ray is not installed.*reelgraph\[ray\]"):
         runner_from_settings(settings.model_copy(update={"ray": True}))
