@@ -172,6 +172,9 @@ def local_cluster_options(num_cpus: int | None = None) -> dict[str, Any]:
     """
     path = os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH", "")) if p)
     options: dict[str, Any] = {
+        # "local": always a cluster of our own; without an address Ray would join the last
+        # cluster `ray start` left on this machine (RAY_ADDRESS, /tmp/ray/ray_current_cluster).
+        "address": "local",
         "include_dashboard": False,
         "runtime_env": {"env_vars": {"PYTHONPATH": path}},
         "logging_level": "warning",
