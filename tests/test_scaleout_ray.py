@@ -18,6 +18,7 @@ import cli
 from toyworld.captions import prompt_set, write_prompt_file
 
 invoker = CliRunner()
+pytestmark = pytest.mark.slow  # a Ray cluster and models; still part of `make test`
 
 
 @pytest.fixture(scope="module")
