@@ -169,6 +169,8 @@ def local_cluster_options(num_cpus: int | None = None) -> dict[str, Any]:
 
     Workers get the project root first on ``PYTHONPATH``, so they import the same code as the
     driver whether or not the package is installed (a fresh clone, an editable install elsewhere).
+    A job that joins a cluster sets the same (on a node without that folder Python skips the entry
+    and the installed reelgraph is imported: install the same version on every node).
     """
     path = os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH", "")) if p)
     options: dict[str, Any] = {
@@ -210,8 +212,9 @@ class RayRunner:
         self.started_here = False
         if not ray.is_initialized():
             try:
-                if address:
-                    ray.init(address=address, include_dashboard=False, logging_level="warning")
+                if address:  # joining: the cluster's resources are its own; only this job's env is ours
+                    options = local_cluster_options()
+                    ray.init(address=address, runtime_env=options["runtime_env"], logging_level="warning")
                 else:
                     ray.init(**local_cluster_options())
             except (ConnectionError, RuntimeError, ValueError) as error:

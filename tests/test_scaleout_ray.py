@@ -155,3 +155,29 @@ def test_batch_on_ray_with_a_killed_worker_equals_in_process(cluster, tmp_path, 
     rerun = run("b", RayRunner(workers=2, retries=2))
     assert (rerun["done"], rerun["skipped"], rerun["failed"]) == (0, 3, 1)
     assert json.loads((tmp_path / "b" / "summary.json").read_text()) == rerun
+
+
+def test_ray_address_joins_a_running_cluster(cluster, tmp_path):
+    """``--ray-address`` in another process joins the module's cluster (by its GCS address) and ingests there."""
+    import subprocess
+    import sys
+
+    address = cluster.get_runtime_context().gcs_address
+    command = [sys.executable, "cli.py", "--home", str(tmp_path), "--ray-address", address]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [*command, "index", "toy", "--n", "3", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["added"] == 3
+    doctor = subprocess.run(
+        [*command, "doctor", "--json"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
+    check = next(c for c in json.loads(doctor.stdout) if c["name"] == "work runner")
+    assert check["status"] == "ok" and f"Ray at {address}" in check["detail"]
