@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from reelgraph.commands import caches, memory, npnet, toy
+from reelgraph.commands import batch, caches, memory, npnet, toy
 from reelgraph.commands.common import (
     DeviceOpt,
     Globals,
@@ -68,6 +68,7 @@ app.command()(memory.units)
 app.command()(memory.search)
 app.command("probe")(toy.probe_command)
 app.command("eval")(toy.eval_command)
+app.command("batch")(batch.batch_command)
 
 
 @app.callback()
@@ -83,8 +84,18 @@ def main(
         "--chroma-url",
         help="Chroma server URL for every command that opens the pool (default: embedded in the data directory).",
     ),
+    ray: bool = typer.Option(
+        None,
+        "--ray/--no-ray",
+        help="Run indexing, eval and batch work items on Ray: a local cluster (default: in this process).",
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="Join the Ray cluster at ADDR (host:port of `ray start --head`)."
+    ),
 ) -> None:
-    ctx.obj = Globals(home=home, config=config, debug=debug, chroma_url=chroma_url)
+    ctx.obj = Globals(
+        home=home, config=config, debug=debug, chroma_url=chroma_url, ray=ray, ray_address=ray_address
+    )
 
 
 # -- generate / plan ----------------------------------------------------------------------------

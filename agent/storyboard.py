@@ -145,13 +145,21 @@ def parse_storyboard(path: str | Path, max_frames: int | None = None) -> list[Sc
         entries = [
             line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
         ]
+    return parse_storyboard_data(entries, f"Storyboard {str(path)!r}", path.parent, max_frames)
+
+
+def parse_storyboard_data(
+    entries: list[Any], where: str, folder: Path, max_frames: int | None = None
+) -> list[SceneRequest]:
+    """Scenes from already-read entries (a batch file's inline ``scenes``); ``where`` names them in errors,
+    image paths are relative to ``folder``."""
     if not entries:
-        raise ReelgraphError(f"Storyboard {str(path)!r} has no scenes.", fix=f"write it like {EXAMPLE}.")
-    scenes = [_scene(number, entry, path.parent) for number, entry in enumerate(entries, start=1)]
+        raise ReelgraphError(f"{where} has no scenes.", fix=f"write it like {EXAMPLE}.")
+    scenes = [_scene(number, entry, folder) for number, entry in enumerate(entries, start=1)]
     total = sum(scene.num_frames or 0 for scene in scenes)
     if max_frames is not None and total > max_frames:
         raise ReelgraphError(
-            f"Storyboard {str(path)!r} asks for {total} frames; the limit is {max_frames}.",
+            f"{where} asks for {total} frames; the limit is {max_frames}.",
             fix="shorten its scenes, or raise max_video_frames (config or REELGRAPH_MAX_VIDEO_FRAMES).",
         )
     return scenes

@@ -117,25 +117,18 @@ def generate_interleaved(settings, rows, configs, out_dir: Path, seed: int, shar
     on a busy machine a run cut short leaves every row with the same prompts done. Shards let two
     processes share the work.
     """
-    from agent.composition import build_services
-    from toyworld.evaluation import SAMPLE_DIR, _config_settings, _sample
+    from agent.batch import GenerationJob, generate_job, new_services_memo
+    from toyworld.evaluation import SAMPLE_DIR, _config_settings
 
     i, n = shard
-    services = {}
+    services = new_services_memo()  # one set of services per configuration, as run_eval's workers keep
     for index, row in enumerate(rows):
         if index % n != i:
             continue
         for name, overrides in configs.items():
-            config = _config_settings(settings, overrides)
-            if name not in services:
-                services[name] = build_services(config)
-            _sample(
-                config,
-                services[name],
-                row.prompt,
-                seed + index,
-                out_dir / name / SAMPLE_DIR / f"{index:04d}-0",
-            )
+            config = _config_settings(settings, overrides).model_copy(update={"seed": seed + index})
+            run_dir = out_dir / name / SAMPLE_DIR / f"{index:04d}-0"
+            generate_job(services, GenerationJob(settings=config, run_dir=run_dir, prompt=row.prompt))
         print(f"prompt {index} done, all rows", flush=True)
 
 

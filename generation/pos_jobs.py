@@ -8,6 +8,7 @@ same N videos and a rerun resumes. This module never opens the store itself.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,38 +20,41 @@ from reelgraph.settings import Settings
 
 def invert_pool(
     settings: Settings,
-    model,
+    model_setup: Callable[[], Any],
     records: Sequence[Any],
     *,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    runner=None,
 ) -> dict[str, Any]:
     """Invert the pool's first clips (POS §4.1) into the cache; cached ones are skipped (resume).
 
-    ``progress(done, total)`` is called after every video. Returns counts and timing.
+    Every ``batch_size`` videos are one work item of ``runner`` (default: in process), run on a
+    worker that loads the model once (``model_setup()``; a GPU worker where the cluster has GPUs)
+    and saves each inversion into the content-addressed cache itself: one file per key, written
+    atomically, so workers never write the same file and a rerun skips what is there.
+    ``progress(done, total)`` is called after every batch. Returns counts and timing.
     """
-    from generation.inversion_cache import InversionCache
-    from generation.ona import invert_many
+    from reelgraph.work_runner import InProcessRunner
 
     videos = [(record.id, record.video) for record in records]
+    chunks = [videos[i : i + batch_size] for i in range(0, len(videos), batch_size)]
+    task = functools.partial(_invert_chunk, str(settings.cache_dir), settings.num_inference_steps)
+    engine = runner if runner is not None else InProcessRunner(retries=0)
+    counts = {"inverted": 0, "cached": 0, "failed": 0}
+    errors: list[str] = []
     done = 0
-
-    def step(count: int) -> None:
-        nonlocal done
-        done += count
+    started = time.perf_counter()
+    for outcome in engine.map(task, chunks, setup=model_setup, gpu=True):
+        if outcome.ok:
+            for key, value in outcome.value.items():
+                counts[key] += value
+        else:  # counted, never fatal: a rerun tries these videos again
+            counts["failed"] += len(outcome.item)
+            errors.append(f"videos {outcome.item[0][0]}..{outcome.item[-1][0]}: {outcome.error}")
+        done += len(outcome.item)
         if progress is not None:
             progress(done, len(videos))
-
-    started = time.perf_counter()
-    counts = invert_many(
-        model,
-        InversionCache(settings.cache_dir),
-        videos,
-        num_steps=settings.num_inference_steps,
-        num_frames=model.info.num_frames,
-        batch_size=batch_size,
-        progress=step,
-    )
     seconds = time.perf_counter() - started
     return {
         **counts,
@@ -58,7 +62,23 @@ def invert_pool(
         "num_steps": settings.num_inference_steps,
         "seconds": round(seconds, 1),
         "seconds_per_inversion": round(seconds / counts["inverted"], 3) if counts["inverted"] else None,
+        **({"errors": errors} if errors else {}),
     }
+
+
+def _invert_chunk(cache_dir: str, num_steps: int, model, videos: list[tuple[str, str]]) -> dict[str, int]:
+    """One work item: invert and cache ``(video id, path)`` pairs not cached yet, as one batch."""
+    from generation.inversion_cache import InversionCache
+    from generation.ona import invert_many
+
+    return invert_many(
+        model,
+        InversionCache(Path(cache_dir)),
+        videos,
+        num_steps=num_steps,
+        num_frames=model.info.num_frames,
+        batch_size=max(1, len(videos)),
+    )
 
 
 def inversion_pairs(settings: Settings, model, records: Sequence[Any]):

@@ -15,7 +15,9 @@ missing or unreadable videos are logged and counted, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -64,6 +66,7 @@ class IngestStats(BaseModel):
     invalid_rows: int = Field(0, description="empty or garbled rows: no id, no caption, wrong field count")
     missing_videos: int = 0
     corrupt_videos: int = 0
+    failed_rows: int = Field(0, description="rows of batches that failed on a worker after their retries")
     skipped_file: bool = Field(False, description="the ledger says this file was fully ingested before")
     seconds: float = 0.0
     captions_per_second: float = 0.0
@@ -296,6 +299,8 @@ def ingest_csv(
     embedder=None,
     parser=None,
     progress: bool = True,
+    runner=None,
+    text=None,
 ) -> IngestStats:
     """``index add``: ingest a WebVid-style CSV into ``pool``; resumable and idempotent.
 
@@ -308,6 +313,10 @@ def ingest_csv(
         embedder: MiniLM embedder (default :func:`reelgraph.text.embeddings.get_embedder`).
         parser: unit parser (default :func:`reelgraph.text.units.get_parser`).
         progress: show a rich progress bar on stderr.
+        runner: the :class:`~reelgraph.work_runner.WorkRunner` that prepares batches (probe, parse,
+            embed: one work item per batch); default in process. Writes stay here, in file order.
+        text: the text models' names (``settings.text``) a worker loads when ``embedder`` / ``parser``
+            are not given (objects are for in-process runs: a loaded model is not sent to workers).
     """
     csv_path = Path(csv_path).expanduser()
     videos = Path(videos).expanduser() if videos is not None else None
@@ -319,15 +328,6 @@ def ingest_csv(
         raise ReelgraphError(f"Pool name {pool!r} is not usable.", fix="use a non-empty name without ':'.")
     if batch < 1:
         raise ReelgraphError(f"Batch size {batch} must be at least 1.")
-    if embedder is None:
-        from reelgraph.text.embeddings import get_embedder
-
-        embedder = get_embedder()
-    if parser is None:
-        from reelgraph.text.units import get_parser
-
-        parser = get_parser()
-
     started = time.perf_counter()
     stats = IngestStats(pool=pool, source=str(csv_path))
     tally = _Tally(stats)
@@ -344,28 +344,31 @@ def ingest_csv(
         entry = LedgerEntry(pool=pool, source=str(csv_path), sha256=sha, complete=False)
         store.put_ledger(entry)
         total = _count_rows(csv_path)
-        with _progress(progress) as bar:
+        with _progress(progress) as bar, work_runner_for(runner) as engine:
             task = bar.add_task(escape(f"index {pool}"), total=total)  # the pool name is shown as text
             done = 0
-            for chunk in _batches(_read_rows(csv_path, tally), batch):
-                ids = [PoolRecord.make_id(pool, row["videoid"]) for _, row in chunk]
-                existing = store.existing_ids(ids)
-                stats.already_indexed += len(existing)
-                records = []
-                for (line, row), record_id in zip(chunk, ids, strict=True):
-                    if record_id in existing:
-                        continue
-                    record = _record_from_row(row, line, pool, videos, tally)
-                    if record is not None:
-                        records.append(record)
-                _write_batch(store, records, embedder, parser)
-                stats.added += len(records)
+            items = _pending_batches(store, _read_rows(csv_path, tally), batch, pool, stats)
+            setup = functools.partial(_text_pair, embedder, parser, text)
+            job = functools.partial(_prepare_batch, pool=pool, videos=videos, source=stats.source)
+            for outcome in engine.map(job, items, setup=setup):
+                if outcome.ok:  # written here, in the file's order: the driver is the one writer
+                    prepared = outcome.value
+                    for counter, message in prepared.problems:
+                        tally.problem(counter, message)
+                    _write_prepared(store, prepared)
+                    stats.added += len(prepared.records)
+                else:
+                    for _line, _row in outcome.item:
+                        tally.problem("failed_rows", f"line {_line}: {outcome.error}")
                 bar.update(task, advance=stats.rows - done)
                 done = stats.rows
                 store.put_ledger(entry.model_copy(update={"rows": stats.rows, "added": stats.added}))
             bar.update(task, completed=stats.rows, total=stats.rows)
+        # A file with rows that failed stays incomplete, so the next run tries them again.
         store.put_ledger(
-            entry.model_copy(update={"rows": stats.rows, "added": stats.added, "complete": True})
+            entry.model_copy(
+                update={"rows": stats.rows, "added": stats.added, "complete": stats.failed_rows == 0}
+            )
         )
         stats.total_in_pool = store.count(pool)
     stats.seconds = time.perf_counter() - started
@@ -373,19 +376,105 @@ def ingest_csv(
     return stats
 
 
-def _write_batch(store: MemoryStore, records: list[PoolRecord], embedder, parser) -> None:
+@contextlib.contextmanager
+def work_runner_for(runner):
+    """The given work runner, or the in-process one (whose caller chose no engine)."""
+    from reelgraph.work_runner import InProcessRunner
+
+    yield runner if runner is not None else InProcessRunner(retries=0)
+
+
+def _pending_batches(
+    store: MemoryStore, rows: Iterator[tuple[int, dict[str, Any]]], size: int, pool: str, stats: IngestStats
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Batches of the rows not stored yet (a resumed ingest skips what an earlier run wrote)."""
+    for chunk in _batches(rows, size):
+        ids = [PoolRecord.make_id(pool, row["videoid"]) for _, row in chunk]
+        existing = store.existing_ids(ids)
+        stats.already_indexed += len(existing)
+        pending = [item for item, record_id in zip(chunk, ids, strict=True) if record_id not in existing]
+        if pending:
+            yield pending
+
+
+class PreparedBatch(BaseModel):
+    """A batch ready to write: records with their units, caption vectors ``(N, 384)``, the vectors of
+    every unit phrase of the batch, and the problems met (counter, message)."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    records: list[PoolRecord]
+    caption_vectors: Any
+    phrase_vectors: dict[str, Any]
+    problems: list[tuple[str, str]]
+
+
+def _text_pair(embedder, parser, text=None):
+    """A worker's (embedder, parser): the given ones, else the models ``text`` names (a
+    :class:`~reelgraph.settings.TextSettings`: names travel to a worker, loaded models do not),
+    else the process's defaults."""
+    if text is not None:
+        from reelgraph.text.models import TextModels
+
+        models = TextModels.from_settings(text)
+        embedder = embedder or models.embedder
+        parser = parser or models.parser
+    if embedder is None:
+        from reelgraph.text.embeddings import get_embedder
+
+        embedder = get_embedder()
+    if parser is None:
+        from reelgraph.text.units import get_parser
+
+        parser = get_parser()
+    return embedder, parser
+
+
+class _ProblemList:
+    """Collects a worker's problems; the driver's tally counts them, in order."""
+
+    def __init__(self, source: str):
+        self.stats = IngestStats(pool="", source=source)
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, counter: str, message: str) -> None:
+        self.problems.append((counter, message))
+
+
+def _prepare_batch(
+    text, chunk: list[tuple[int, dict[str, Any]]], *, pool: str, videos: Path | None, source: str
+) -> PreparedBatch:
+    """Probe the batch's videos, parse its captions into units, embed captions and phrases (one call).
+
+    Runs on a worker and reads nothing from the store, so any worker may run any batch; the
+    driver drops the phrases the store knows already when it writes.
+    """
+    embedder, parser = text
+    problems = _ProblemList(source)
+    records = [
+        r for line, row in chunk if (r := _record_from_row(row, line, pool, videos, problems)) is not None
+    ]
     if not records:
-        return
+        return PreparedBatch(records=[], caption_vectors=None, phrase_vectors={}, problems=problems.problems)
     parsed = parser.parse_many([r.caption for r in records])
     for record, prompt in zip(records, parsed, strict=True):
         record.units, record.core = prompt.units, prompt.core
     phrases = unit_phrase_set(records)
-    known = store.existing_phrases(phrases)
-    new_phrases = [p for p in phrases if p not in known]
-    vectors = embedder.embed([r.caption for r in records] + new_phrases)
-    caption_vectors = vectors[: len(records)]
-    phrase_vectors = dict(zip(new_phrases, vectors[len(records) :], strict=True))
-    store.add(records, caption_vectors, phrase_vectors)
+    vectors = embedder.embed([r.caption for r in records] + phrases)
+    return PreparedBatch(
+        records=records,
+        caption_vectors=vectors[: len(records)],
+        phrase_vectors=dict(zip(phrases, vectors[len(records) :], strict=True)),
+        problems=problems.problems,
+    )
+
+
+def _write_prepared(store: MemoryStore, prepared: PreparedBatch) -> None:
+    if not prepared.records:
+        return
+    known = store.existing_phrases(list(prepared.phrase_vectors))
+    new_phrases = {p: v for p, v in prepared.phrase_vectors.items() if p not in known}
+    store.add(prepared.records, prepared.caption_vectors, new_phrases)
 
 
 def toy_pool_folder(data_dir: str | Path, pool: str, n: int, seed: int) -> Path:
@@ -403,6 +492,8 @@ def ingest_toy(
     embedder=None,
     parser=None,
     progress: bool = True,
+    runner=None,
+    text=None,
 ) -> IngestStats:
     """``index toy``: render ``n`` toy clips into ``<data_dir>/pools/`` (once) and ingest them."""
     if n < 1:
@@ -421,6 +512,8 @@ def ingest_toy(
         embedder=embedder,
         parser=parser,
         progress=progress,
+        runner=runner,
+        text=text,
     )
 
 

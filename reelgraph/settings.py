@@ -176,6 +176,25 @@ class Settings(BaseModel):
     clip_cache: bool = Field(
         True, description="reuse a clip made before with the same model, seed and request"
     )
+    # -- scale-out (docs/scale-out.md) ------------------------------------------------------------
+    ray: bool = Field(
+        False, description="run indexing and batch work items on Ray (a local cluster unless ray_address)"
+    )
+    ray_address: str | None = Field(
+        None, description="join the Ray cluster at host:port (implies ray); unset: start a local one"
+    )
+    ray_workers: int | None = Field(
+        None, ge=1, description="Ray workers per job; unset: one per CPU (per GPU for GPU work)"
+    )
+    work_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads per work item, in process and on every Ray worker; "
+        "unset: this process's count (equal results need equal counts)",
+    )
+    work_retries: int = Field(
+        2, ge=0, le=10, description="tries after the first for a failed work item (both engines)"
+    )
 
     @field_validator("*", mode="after")
     @classmethod

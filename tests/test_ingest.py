@@ -183,6 +183,34 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path, models):
     assert again.added == 0 and store.count("p") == 20
 
 
+class BrokenEmbedder(InterruptingEmbedder):
+    """The real embedder, raising an error on its n-th call (a worker's failure, not Ctrl-C)."""
+
+    def embed(self, texts):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("embedding broke")
+        return self.inner.embed(texts)
+
+
+def test_a_failed_batch_is_counted_and_the_next_run_adds_it(tmp_path, models):
+    from reelgraph.work_runner import InProcessRunner
+
+    embedder, parser = models
+    csv = write_csv(tmp_path / "c.csv", good_rows(12))
+    store = MemoryStore(tmp_path / "home")
+    stats = ingest_csv(
+        store, csv, pool="p", batch=4, embedder=BrokenEmbedder(embedder, 2), parser=parser,
+        progress=False, runner=InProcessRunner(retries=0),
+    )  # fmt: skip
+    assert (stats.added, stats.failed_rows, stats.rows) == (8, 4, 12)
+    assert all("RuntimeError: embedding broke" in p for p in stats.problems)
+    assert not store.ledger_entries()[0].complete  # so the next run does not skip the file
+    resumed = ingest(store, csv, models, pool="p", batch=4)
+    assert (resumed.added, resumed.already_indexed, resumed.failed_rows) == (4, 8, 0)
+    assert store.count("p") == 12 and store.ledger_entries()[0].complete
+
+
 _KILLED_CHILD = """
 import sys, time, hashlib
 import numpy as np

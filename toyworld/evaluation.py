@@ -141,22 +141,64 @@ def _reference_clip(label: dict[str, Any], num_frames: int, seed: tuple[int, ...
     return render_video(_concrete_label(label, rng), num_frames=num_frames, rng=rng)
 
 
-def _sample(
-    settings: Settings, services: Any, prompt: str, seed: int, run_dir: Path
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Frames ``(F, 32, 32, 3)`` and manifest of one sample, generated unless already on disk."""
-    from agent import runner
+def _read_sample(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frames ``(F, 32, 32, 3)`` and manifest of one generated sample."""
     from reelgraph.media import read_video
     from toyworld.probe import area_resize
 
-    manifest_path = run_dir / "manifest.json"
-    if not (manifest_path.is_file() and (run_dir / "video.mp4").is_file()):
-        runner.generate(
-            settings.model_copy(update={"seed": seed}), prompt, run_dir, overwrite=True, services=services
-        )
-    manifest = json.loads(manifest_path.read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
     frames = area_resize(read_video(run_dir / "video.mp4"))  # the viewing video is enlarged; back to 32x32
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8), manifest
+
+
+def _sample_dir(out_dir: Path, index: int, k: int) -> Path:
+    return out_dir / SAMPLE_DIR / f"{index:04d}-{k}"
+
+
+def sample_jobs(settings: Settings, prompts: list[PromptRow], out_dir: Path, samples: int, seed: int):
+    """One generation job per (prompt i, sample k), seed ``seed + i·K + k``, into ``samples/iiii-k/``."""
+    from agent.batch import GenerationJob
+
+    return [
+        GenerationJob(
+            settings=settings.model_copy(update={"seed": seed + index * samples + k}),
+            run_dir=_sample_dir(out_dir, index, k),
+            prompt=row.prompt,
+            name=f"{index:04d}-{k}",
+        )
+        for (index, row), k in itertools.product(enumerate(prompts), range(samples))
+    ]
+
+
+def generate_samples(
+    jobs: list[tuple[str, Any]], base: Settings, progress: Progress | None = None, runner=None
+) -> dict[str, float]:
+    """Generate every ``(config name, job)`` not on disk yet, on the work runner (one item per sample).
+
+    Returns the seconds each configuration's jobs took (summed over items, wherever they ran).
+    Raises when a sample failed after its retries: a metric over missing samples would mislead.
+    """
+    from agent.batch import generate_job, new_services_memo
+    from reelgraph.work_runner import work_runner
+
+    seconds: dict[str, float] = {}
+    failures = []
+    with work_runner(base, runner) as engine:
+        items = [job for _, job in jobs]
+        for done, outcome in enumerate(engine.map(generate_job, items, setup=new_services_memo, gpu=True), 1):
+            name = jobs[outcome.index][0]
+            seconds[name] = seconds.get(name, 0.0) + outcome.seconds
+            if not outcome.ok:
+                failures.append(f"{outcome.item.run_dir} ({outcome.attempts} tries): {outcome.error}")
+            if progress is not None:
+                progress(done, len(jobs))
+    if failures:
+        raise ReelgraphError(
+            f"{len(failures)} of {len(jobs)} samples failed.",
+            why="; ".join(failures[:3]) + (" ..." if len(failures) > 3 else ""),
+            fix="fix the cause and rerun: finished samples are kept and not generated again.",
+        )
+    return seconds
 
 
 def evaluate_config(
@@ -166,23 +208,36 @@ def evaluate_config(
     samples: int = 1,
     seed: int = 0,
     progress: Progress | None = None,
-    done_before: int = 0,
-    total: int | None = None,
+    runner=None,
 ) -> dict[str, Any]:
     """Generate and score ``samples`` clips per prompt under one configuration."""
-    from agent.composition import build_services
+    out_dir = Path(out_dir)
+    seconds = generate_samples(
+        [("", job) for job in sample_jobs(settings, prompts, out_dir, samples, seed)],
+        settings,
+        progress,
+        runner,
+    )
+    return score_config(prompts, out_dir, samples, seed, seconds.get("", 0.0))
+
+
+def score_config(
+    prompts: list[PromptRow], out_dir: Path, samples: int, seed: int, generation_seconds: float = 0.0
+) -> dict[str, Any]:
+    """Read the generated samples back, score them with the probe and write the configuration's files.
+
+    ``metrics.json`` holds only what the samples determine (equal for equal samples, wherever they
+    were generated); the time spent is in ``timing.json`` and in the returned ``seconds``.
+    """
     from toyworld import long_metrics, metrics
     from toyworld.probe import probe
 
-    services = build_services(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, generated, references, twins, per_prompt = [], [], [], [], {}
     started = time.perf_counter()
     for (index, row), k in itertools.product(enumerate(prompts), range(samples)):
         sample_seed = seed + index * samples + k
-        frames, manifest = _sample(
-            settings, services, row.prompt, sample_seed, out_dir / SAMPLE_DIR / f"{index:04d}-{k}"
-        )
+        frames, manifest = _read_sample(_sample_dir(out_dir, index, k))
         result = probe(frames)
         scores = metrics.score(row.label, result)
         rows.append(
@@ -195,7 +250,7 @@ def evaluate_config(
                 "seen": result.label().model_dump() if result.label() else None,
                 **scores,
                 "temporal_consistency": metrics.temporal_consistency(result),
-                "video": str(out_dir / SAMPLE_DIR / f"{index:04d}-{k}" / "video.mp4"),
+                "video": str(_sample_dir(out_dir, index, k) / "video.mp4"),
                 "rewritten_prompt": manifest.get("rewritten_prompt"),
                 **long_metrics.long_video_row(frames, manifest, row.label),
             }
@@ -206,9 +261,7 @@ def evaluate_config(
         )
         twins.append(metrics.video_features(_reference_clip(row.label, len(frames), (seed, index, k, 2))))
         per_prompt.setdefault(index, []).append(frames)
-        if progress is not None:
-            progress(done_before + len(rows), total or len(prompts) * samples)
-    seconds = time.perf_counter() - started
+    seconds = generation_seconds + time.perf_counter() - started
 
     def mean(key: str, subset: list[dict] | None = None) -> float | None:
         values = [r[key] for r in (rows if subset is None else subset)]
@@ -229,14 +282,14 @@ def evaluate_config(
         "fvd_toy_reference": round(metrics.frechet_distance(np.stack(twins), np.stack(references)), 4),
         "temporal_consistency": mean("temporal_consistency"),
         "diversity": _diversity(per_prompt) if samples > 1 else None,
-        "seconds": round(seconds, 1),
     }
     if any("clips" in r for r in rows):  # long videos (toyworld/long_metrics.py)
         result.update(long_metrics.summarize(rows))
     write_text(out_dir / "rows.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
     write_json(out_dir / "metrics.json", result)
+    write_json(out_dir / "timing.json", {"seconds": round(seconds, 1)})
     write_grid(per_prompt, prompts, out_dir / "grid.png")
-    return result
+    return {**result, "seconds": round(seconds, 1)}
 
 
 def _diversity(per_prompt: dict[int, list[np.ndarray]]) -> float:
@@ -336,25 +389,29 @@ def run_eval(
     seed: int = 0,
     configs: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
+    runner=None,
 ) -> dict[str, Any]:
-    """Evaluate one configuration (the settings) or an ablation of named overrides, all on the same seeds."""
+    """Evaluate one configuration (the settings) or an ablation of named overrides, all on the same seeds.
+
+    Every sample of every configuration is one work item of ``runner`` (default: the engine the
+    settings name, :mod:`reelgraph.work_runner`); scoring reads them back here, in order.
+    """
     out_dir = Path(out_dir)
     if configs is None:
-        return evaluate_config(settings, prompts, out_dir, samples, seed, progress)
-    total = len(configs) * len(prompts) * samples
-    results = {}
-    for n, (name, overrides) in enumerate(configs.items()):
-        results[name] = evaluate_config(
-            _config_settings(settings, overrides),
-            prompts,
-            out_dir / name,
-            samples,
-            seed,
-            progress,
-            done_before=n * len(prompts) * samples,
-            total=total,
-        )
-    write_json(out_dir / "ablation.json", {"configs": configs, "results": results})
+        return evaluate_config(settings, prompts, out_dir, samples, seed, progress, runner)
+    named = {name: _config_settings(settings, overrides) for name, overrides in configs.items()}
+    jobs = [
+        (name, job)
+        for name, config in named.items()
+        for job in sample_jobs(config, prompts, out_dir / name, samples, seed)
+    ]
+    seconds = generate_samples(jobs, settings, progress, runner)
+    results = {
+        name: score_config(prompts, out_dir / name, samples, seed, seconds.get(name, 0.0)) for name in named
+    }
+    # ablation.json, like metrics.json, holds only what the samples determine; times are in timing.json.
+    metrics_only = {name: {k: v for k, v in r.items() if k != "seconds"} for name, r in results.items()}
+    write_json(out_dir / "ablation.json", {"configs": configs, "results": metrics_only})
     from toyworld.long_metrics import LONG_COLUMNS
 
     long_columns = tuple(c for c in LONG_COLUMNS if any(r.get(c) is not None for r in results.values()))

@@ -22,12 +22,15 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @dataclass
 class Globals:
-    """The options before the command name: ``--home``, ``--config``, ``--debug``, ``--chroma-url``."""
+    """The options before the command name: ``--home``, ``--config``, ``--debug``, ``--chroma-url``,
+    ``--ray`` / ``--ray-address``."""
 
     home: Path | None
     config: Path | None
     debug: bool
     chroma_url: str | None = None
+    ray: bool | None = None
+    ray_address: str | None = None
 
 
 def settings_from(ctx: typer.Context, **flags: Any):
@@ -37,6 +40,9 @@ def settings_from(ctx: typer.Context, **flags: Any):
     g: Globals = ctx.obj
     if g.chroma_url and flags.get("chroma_url") is None:  # the global option reaches every command
         flags = {**flags, "chroma_url": g.chroma_url}
+    for name in ("ray", "ray_address"):  # so do the scale-out options
+        if getattr(g, name) is not None and flags.get(name) is None:
+            flags = {**flags, name: getattr(g, name)}
     return load_settings(flags, home=g.home, config=g.config)
 
 
@@ -62,6 +68,11 @@ def services_for(settings, progress=None):
     from agent.composition import build_services
 
     return build_services(settings, progress)
+
+
+def generation_model(settings):
+    """The settings' video model, loaded (a work runner's per-worker setup: ``index invert``)."""
+    return services_for(settings).generation.model
 
 
 def pool_job(ctx: typer.Context, *, model, device, steps, chroma_url, pool, limit):

@@ -187,6 +187,13 @@ def _import_names(settings: Settings) -> Check:
     return Check("import names", "ok", f"{', '.join(TOP_LEVEL_NAMES)}: provided by reelgraph only")
 
 
+def _work_runner(settings: Settings) -> Check:
+    from reelgraph.work_runner import describe_engine
+
+    status, detail = describe_engine(settings)
+    return Check("work runner", status, detail)
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _versions,
     _device,
@@ -197,6 +204,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _chroma,
     _llm,
     _detector,
+    _work_runner,
     _import_names,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -64,11 +65,12 @@ def index_add(
 ) -> None:
     """Ingest a captioned video pool; resumable, and a rerun adds nothing."""
     from memory.ingest import ingest_csv
+    from reelgraph.work_runner import work_runner
 
-    _, services = _pool(ctx, chroma_url)
-    text = services.text
-    stats = ingest_csv(services.pool.store, csv, videos, pool=pool, batch=batch, embedder=text.embedder,
-                       parser=text.parser, progress=not as_json)  # fmt: skip
+    settings, services = _pool(ctx, chroma_url)
+    with work_runner(settings) as engine:  # batches are prepared on it, written here
+        stats = ingest_csv(services.pool.store, csv, videos, pool=pool, batch=batch, text=settings.text,
+                           progress=not as_json, runner=engine)  # fmt: skip
     _print_ingest(stats, as_json)
 
 
@@ -84,11 +86,12 @@ def index_toy(
 ) -> None:
     """Render a toy pool into the data directory and ingest it."""
     from memory.ingest import ingest_toy
+    from reelgraph.work_runner import work_runner
 
     settings, services = _pool(ctx, chroma_url)
-    text = services.text
-    stats = ingest_toy(services.pool.store, settings.home, n, seed=seed, pool=pool, batch=batch,
-                       embedder=text.embedder, parser=text.parser, progress=not as_json)  # fmt: skip
+    with work_runner(settings) as engine:
+        stats = ingest_toy(services.pool.store, settings.home, n, seed=seed, pool=pool, batch=batch,
+                           text=settings.text, progress=not as_json, runner=engine)  # fmt: skip
     _print_ingest(stats, as_json)
 
 
@@ -203,13 +206,20 @@ def index_invert(
 ) -> None:
     """Invert pool videos for ONA (POS §4.1) into the inversion cache (DDIM, or flow ODE for Wan); resumable."""
     from generation.pos_jobs import invert_pool
+    from reelgraph.commands.common import generation_model
+    from reelgraph.work_runner import work_runner
 
-    settings, services, records = pool_job(
+    settings, _, records = pool_job(
         ctx, model=model, device=device, steps=steps, chroma_url=chroma_url, pool=pool, limit=limit
     )
-    with ProgressBars(enabled=not as_json) as bars:
+    with ProgressBars(enabled=not as_json) as bars, work_runner(settings) as engine:
         result = invert_pool(
-            settings, services.generation.model, records, batch_size=batch, progress=bars.counter("inverting")
+            settings,
+            functools.partial(generation_model, settings),  # loaded once per worker
+            records,
+            batch_size=batch,
+            progress=bars.counter("inverting"),
+            runner=engine,
         )
     if as_json:
         print_json(result)
@@ -218,3 +228,5 @@ def index_invert(
         f"Inverted {result['inverted']}, already cached {result['cached']}, unreadable {result['failed']} "
         f"of {result['videos']} videos ({result['num_steps']} inversion steps, {result['seconds']} s)."
     )
+    for problem in result.get("errors", []):
+        err.print(f"[yellow]failed:[/] {escape(problem)}")
