@@ -21,8 +21,10 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +298,7 @@ def ingest_csv(
     embedder=None,
     parser=None,
     progress: bool = True,
+    workers: int = 1,
 ) -> IngestStats:
     """``index add``: ingest a WebVid-style CSV into ``pool``; resumable and idempotent.
 
@@ -308,6 +311,9 @@ def ingest_csv(
         embedder: MiniLM embedder (default :func:`reelgraph.text.embeddings.get_embedder`).
         parser: unit parser (default :func:`reelgraph.text.units.get_parser`).
         progress: show a rich progress bar on stderr.
+        workers: 1: one batch after the other; 2: a batch is embedded and written in a second
+            thread while the next one is parsed (torch releases the GIL in its kernels, so the two
+            overlap on two free cores; on busy cores it does not pay).
     """
     csv_path = Path(csv_path).expanduser()
     videos = Path(videos).expanduser() if videos is not None else None
@@ -319,6 +325,8 @@ def ingest_csv(
         raise ReelgraphError(f"Pool name {pool!r} is not usable.", fix="use a non-empty name without ':'.")
     if batch < 1:
         raise ReelgraphError(f"Batch size {batch} must be at least 1.")
+    if workers not in (1, 2):
+        raise ReelgraphError(f"--workers {workers} is not supported.", fix="use 1 or 2.")
     if embedder is None:
         from reelgraph.text.embeddings import get_embedder
 
@@ -344,25 +352,54 @@ def ingest_csv(
         entry = LedgerEntry(pool=pool, source=str(csv_path), sha256=sha, complete=False)
         store.put_ledger(entry)
         total = _count_rows(csv_path)
-        with _progress(progress) as bar:
+        lock = threading.Lock()  # one Chroma call at a time when a writer thread runs
+        with _progress(progress) as bar, ThreadPoolExecutor(max_workers=1) as writer:
             task = bar.add_task(escape(f"index {pool}"), total=total)  # the pool name is shown as text
-            done = 0
-            for chunk in _batches(_read_rows(csv_path, tally), batch):
-                ids = [PoolRecord.make_id(pool, row["videoid"]) for _, row in chunk]
-                existing = store.existing_ids(ids)
-                stats.already_indexed += len(existing)
-                records = []
-                for (line, row), record_id in zip(chunk, ids, strict=True):
-                    if record_id in existing:
-                        continue
-                    record = _record_from_row(row, line, pool, videos, tally)
-                    if record is not None:
-                        records.append(record)
-                _write_batch(store, records, embedder, parser)
-                stats.added += len(records)
-                bar.update(task, advance=stats.rows - done)
-                done = stats.rows
-                store.put_ledger(entry.model_copy(update={"rows": stats.rows, "added": stats.added}))
+            pending: tuple[Future, int, int] | None = None
+
+            def settle() -> None:
+                """Wait for the batch in flight; count it and record it in the ledger once written."""
+                nonlocal pending
+                if pending is None:
+                    return
+                future, rows, added = pending
+                pending = None
+                future.result()
+                stats.added += added
+                bar.update(task, completed=rows)
+                with lock:
+                    store.put_ledger(entry.model_copy(update={"rows": rows, "added": stats.added}))
+
+            try:
+                for chunk in _batches(_read_rows(csv_path, tally), batch):
+                    ids = [PoolRecord.make_id(pool, row["videoid"]) for _, row in chunk]
+                    with lock:
+                        existing = store.existing_ids(ids)
+                    stats.already_indexed += len(existing)
+                    records = []
+                    for (line, row), record_id in zip(chunk, ids, strict=True):
+                        if record_id in existing:
+                            continue
+                        record = _record_from_row(row, line, pool, videos, tally)
+                        if record is not None:
+                            records.append(record)
+                    _parse_batch(records, parser)  # overlaps the previous batch's embedding (workers=2)
+                    settle()  # the previous batch's phrases are stored before this one asks for them
+                    with lock:
+                        known = store.existing_phrases(unit_phrase_set(records))
+                    new_phrases = [p for p in unit_phrase_set(records) if p not in known]
+                    job = (store, records, new_phrases, embedder, lock)
+                    if workers > 1:
+                        pending = (writer.submit(_embed_and_add, *job), stats.rows, len(records))
+                    else:
+                        future: Future = Future()
+                        future.set_result(_embed_and_add(*job))
+                        pending = (future, stats.rows, len(records))
+                        settle()
+                settle()
+            finally:
+                if pending is not None:  # an interrupted run still finishes the batch in flight
+                    pending[0].exception()
             bar.update(task, completed=stats.rows, total=stats.rows)
         store.put_ledger(
             entry.model_copy(update={"rows": stats.rows, "added": stats.added, "complete": True})
@@ -373,19 +410,26 @@ def ingest_csv(
     return stats
 
 
-def _write_batch(store: MemoryStore, records: list[PoolRecord], embedder, parser) -> None:
+def _parse_batch(records: list[PoolRecord], parser) -> None:
+    """Atomized units and core of every record, from one ``nlp.pipe`` over the captions."""
     if not records:
         return
     parsed = parser.parse_many([r.caption for r in records])
     for record, prompt in zip(records, parsed, strict=True):
         record.units, record.core = prompt.units, prompt.core
-    phrases = unit_phrase_set(records)
-    known = store.existing_phrases(phrases)
-    new_phrases = [p for p in phrases if p not in known]
+
+
+def _embed_and_add(
+    store: MemoryStore, records: list[PoolRecord], new_phrases: list[str], embedder, lock: threading.Lock
+) -> None:
+    """Embed captions and new unit phrases in one MiniLM call, then write them (one Chroma call each)."""
+    if not records:
+        return
     vectors = embedder.embed([r.caption for r in records] + new_phrases)
     caption_vectors = vectors[: len(records)]
     phrase_vectors = dict(zip(new_phrases, vectors[len(records) :], strict=True))
-    store.add(records, caption_vectors, phrase_vectors)
+    with lock:
+        store.add(records, caption_vectors, phrase_vectors)
 
 
 def toy_pool_folder(data_dir: str | Path, pool: str, n: int, seed: int) -> Path:
@@ -403,6 +447,7 @@ def ingest_toy(
     embedder=None,
     parser=None,
     progress: bool = True,
+    workers: int = 1,
 ) -> IngestStats:
     """``index toy``: render ``n`` toy clips into ``<data_dir>/pools/`` (once) and ingest them."""
     if n < 1:
@@ -421,6 +466,7 @@ def ingest_toy(
         embedder=embedder,
         parser=parser,
         progress=progress,
+        workers=workers,
     )
 
 

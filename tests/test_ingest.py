@@ -279,3 +279,35 @@ def test_embeddings_are_minilm_of_the_caption(tmp_path, models):
     assert np.allclose(
         phrases["roll to the right"], get_embedder().embed(["roll to the right"])[0], atol=1e-5
     )
+
+
+def test_two_workers_store_what_one_does(tmp_path, models):
+    csv = write_csv(tmp_path / "c.csv", good_rows(14))
+    one, two = MemoryStore(tmp_path / "one"), MemoryStore(tmp_path / "two")
+    a = ingest(one, csv, models, pool="p", batch=4)
+    b = ingest(two, csv, models, pool="p", batch=4, workers=2)
+    assert (a.added, a.rows) == (b.added, b.rows) == (14, 14)
+    ids = [f"p:v{i}" for i in range(14)]
+    assert one.get(ids) == two.get(ids)
+    assert one.stats().phrases == two.stats().phrases
+    assert [one.table.record(i) for i in ids] == [two.table.record(i) for i in ids]
+    assert two.ledger_entries()[0].complete and two.ledger_entries()[0].added == 14
+    assert ingest(two, csv, models, pool="p", batch=4, workers=2).skipped_file
+
+
+def test_interrupted_two_worker_ingest_resumes(tmp_path, models):
+    embedder, parser = models
+    csv = write_csv(tmp_path / "c.csv", good_rows(20))
+    store = MemoryStore(tmp_path / "home")
+    with pytest.raises(KeyboardInterrupt):
+        ingest_csv(store, csv, pool="p", batch=4, embedder=InterruptingEmbedder(embedder, 3), parser=parser,
+                   progress=False, workers=2)  # fmt: skip
+    assert store.count("p") == 8  # the batches before the failing one, whole
+    resumed = ingest(store, csv, models, pool="p", batch=4, workers=2)
+    assert (resumed.added, resumed.already_indexed) == (12, 8) and store.count("p") == 20
+
+
+def test_unsupported_workers_is_an_error(tmp_path, models):
+    csv = write_csv(tmp_path / "c.csv", good_rows(2))
+    with pytest.raises(ReelgraphError, match="--workers 3"):
+        ingest(MemoryStore(tmp_path / "home"), csv, models, pool="p", workers=3)

@@ -52,6 +52,12 @@ def _print_ingest(stats, as_json: bool) -> None:
         err.print(f"[yellow]skipped:[/] {escape(problem)}")
 
 
+WorkersOpt = typer.Option(
+    1, "--workers", min=1, max=2,
+    help="2: embed and write a batch in a second thread while the next is parsed (pays on free cores).",
+)  # fmt: skip
+
+
 @index_app.command("add")
 def index_add(
     ctx: typer.Context,
@@ -59,6 +65,7 @@ def index_add(
     videos: Path = typer.Option(None, "--videos", help="Folder of videos: <id>.mp4 or <page_dir>/<id>.mp4."),
     pool: str = typer.Option("default", "--pool", help="Pool name."),
     batch: int = typer.Option(256, "--batch", min=1, help="Captions per embedding batch."),
+    workers: int = WorkersOpt,
     chroma_url: str = ChromaUrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -68,7 +75,7 @@ def index_add(
     _, services = _pool(ctx, chroma_url)
     text = services.text
     stats = ingest_csv(services.pool.store, csv, videos, pool=pool, batch=batch, embedder=text.embedder,
-                       parser=text.parser, progress=not as_json)  # fmt: skip
+                       parser=text.parser, progress=not as_json, workers=workers)  # fmt: skip
     _print_ingest(stats, as_json)
 
 
@@ -79,6 +86,7 @@ def index_toy(
     seed: int = typer.Option(0, "--seed", min=0, help="Render seed."),
     pool: str = typer.Option("toy", "--pool", help="Pool name."),
     batch: int = typer.Option(256, "--batch", min=1, help="Captions per embedding batch."),
+    workers: int = WorkersOpt,
     chroma_url: str = ChromaUrlOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -88,7 +96,8 @@ def index_toy(
     settings, services = _pool(ctx, chroma_url)
     text = services.text
     stats = ingest_toy(services.pool.store, settings.home, n, seed=seed, pool=pool, batch=batch,
-                       embedder=text.embedder, parser=text.parser, progress=not as_json)  # fmt: skip
+                       embedder=text.embedder, parser=text.parser, progress=not as_json,
+                       workers=workers)  # fmt: skip
     _print_ingest(stats, as_json)
 
 
