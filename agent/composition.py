@@ -46,7 +46,13 @@ def build_services(settings: Settings, progress: ProgressHook | None = None) -> 
     generation = GenerationService(settings.model_section, progress=progress)
     pool = PoolRetrieval(settings.memory, text)
     retriever = CachedRetriever(
-        pool, settings.cache_dir, {"text_model": settings.text_model, "spacy_model": settings.spacy_model}
+        pool,
+        settings.cache_dir,
+        {
+            "text_model": settings.text_model,
+            "spacy_model": settings.spacy_model,
+            "text_encoder": settings.text_encoder,
+        },
     )
     services = Services(
         generator=CachingGenerator(generation, settings.cache_dir) if settings.clip_cache else generation,

@@ -87,6 +87,9 @@ def main() -> None:
     ap.add_argument("--prompt-seed", type=int, default=2024)
     ap.add_argument("--ks", default="25,50,100,200,400")
     ap.add_argument("--home", type=Path, default=None, help="data directory (default: a temporary one)")
+    ap.add_argument(
+        "--text-encoder", default="torch", choices=["torch", "onnx"], help="MiniLM runtime for the queries"
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results/toy_retrieval.md"))
     args = ap.parse_args()
 
@@ -100,6 +103,8 @@ def main() -> None:
     start = time.perf_counter()
     stats = ingest_toy(store, home, args.pool_size, seed=args.pool_seed, embedder=embedder, parser=parser)
     build_s = time.perf_counter() - start
+    if args.text_encoder != "torch":  # the pool keeps its torch vectors; the queries use the other runtime
+        embedder = get_embedder(None, args.text_encoder, str(home / "cache" / "text"))
     exhaustive = ExhaustiveIndex(store, "toy")
     pool_captions = {normalise_caption(r.caption) for r in exhaustive.records}
     rows, dropped = fresh_prompts(args.prompts, args.prompt_seed, pool_captions)
@@ -116,12 +121,13 @@ def main() -> None:
         "# Toy-world retrieval check (Search-T2V §4.2 motion prior vs POS eq. 3 sentence similarity)",
         "",
         f"Command: `python -m bench.toy_retrieval --pool-size {args.pool_size} --prompts {args.prompts}"
-        f" --prompt-seed {args.prompt_seed}`  ",
+        f" --prompt-seed {args.prompt_seed} --ks {args.ks} --text-encoder {args.text_encoder}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
         f"Python {platform.python_version()}; 2 cores shared with other sessions, load average "
         f"{load_start:.1f} at start and {os.getloadavg()[0]:.1f} at the end (timings are wall clock under that load)  ",
         f"Pool: {stats.added} toy videos (seed {args.pool_seed}, 'pool' distribution: 14 motions equally likely), "
-        f"ingested in {build_s:.0f} s. Prompts: {len(rows)} from the 'eval' distribution, none equal to a pool "
+        f"ingested in {build_s:.0f} s ({'an earlier run in --home' if stats.skipped_file else 'this run'}), "
+        f"with the torch encoder; queries embedded with `{args.text_encoder}`. Prompts: {len(rows)} from the 'eval' distribution, none equal to a pool "
         f"caption ({dropped} drawn prompts were dropped for being one).",
         "",
         "Top-1 hit agreement with the prompt's label (motion label; actor shape). The baseline is the top-1 by "

@@ -17,6 +17,13 @@ carries explicit embeddings):
   whether the ingest completed. Chroma needs an embedding per record, so the
   ledger stores a constant 1-d vector; it is never queried by similarity.
 
+Beside Chroma, :mod:`memory.record_table` keeps what the re-rank reads per
+record (unit phrases as phrase rows, core, caption key, phrase vectors) in
+memory-mapped files, so a query asks Chroma for ids and distances only. It
+lives in ``<home>/record_table`` (embedded mode) or, with a server, in a
+temporary folder of the process; it is appended after every write and rebuilt
+from Chroma when it is missing or disagrees with Chroma's counts.
+
 Embedded mode opens a ``PersistentClient`` in ``<home>/chroma``; server mode
 (``url="http://host:port"``) an ``HttpClient``. Writers take an exclusive
 lock on ``<home>/chroma/reelgraph.lock`` (embedded mode) so that two ingests
@@ -28,9 +35,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import shutil
 import tempfile
-from collections import OrderedDict
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +48,7 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import BaseModel, Field
 
+from memory.record_table import CandidateRows, RecordTable, build_table
 from reelgraph.errors import ReelgraphError
 from reelgraph.text.embeddings import EMBEDDING_DIM
 from reelgraph.text.units import Unit, unit_phrases
@@ -47,6 +57,8 @@ CAPTIONS = "pool_captions"
 PHRASES = "unit_phrases"
 LEDGER = "ingest_ledger"
 LOCK_FILE = "reelgraph.lock"
+TABLE_FOLDER = "record_table"
+log = logging.getLogger("reelgraph.memory.store")
 # Chroma rejects larger add batches; stay well below its limit.
 MAX_WRITE_BATCH = 4000
 _UNIT_KEYS = ("motion", "actor", "recipient", "motion_phrase", "actor_phrase", "recipient_phrase")
@@ -203,12 +215,9 @@ class MemoryStore:
     Args:
         home: the data directory; Chroma lives in ``<home>/chroma``. Ignored with ``url``.
         url: ``http://host:port`` of a Chroma server; uses ``HttpClient``.
-        phrase_cache: how many phrase vectors to keep in memory for re-ranking.
     """
 
-    def __init__(
-        self, home: str | os.PathLike[str] | None = None, url: str | None = None, phrase_cache: int = 50_000
-    ):
+    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None):
         if home is None and url is None:
             raise ReelgraphError(
                 "No memory location given.", fix="pass a data directory or a Chroma server URL."
@@ -216,8 +225,9 @@ class MemoryStore:
         self.url = url
         self.folder = None if url else Path(home).expanduser() / "chroma"
         self.location = url or str(self.folder)
-        self._phrase_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._phrase_cache_size = phrase_cache
+        self._table: RecordTable | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        self.table_seconds: float | None = None  # how long the last table rebuild took
         self._client = self._connect()
         with self._chroma("open its collections"):
             # embedding_function=None: Chroma's default would download a model;
@@ -314,6 +324,7 @@ class MemoryStore:
         if vectors.shape != (len(records), EMBEDDING_DIM):
             raise ValueError(f"expected ({len(records)}, {EMBEDDING_DIM}) vectors, got {vectors.shape}")
         phrases = list(phrase_vectors)
+        table = self.table  # checked against Chroma (and rebuilt if need be) before Chroma changes
         with self._chroma("write records"):
             for start in range(0, len(phrases), MAX_WRITE_BATCH):
                 chunk = phrases[start : start + MAX_WRITE_BATCH]
@@ -330,8 +341,7 @@ class MemoryStore:
                     documents=[r.caption for r in chunk],
                     metadatas=[r.to_metadata() for r in chunk],
                 )
-        for phrase in phrases:
-            self._remember_phrase(phrase, phrase_vectors[phrase])
+        table.append([(r.id, r.caption, r.units, r.core) for r in records], phrase_vectors)
 
     def remove_pool(self, pool: str) -> int:
         """Delete a pool's captions and ledger entries; returns how many captions went."""
@@ -339,6 +349,7 @@ class MemoryStore:
         with self._chroma(f"remove pool {pool!r}"):
             self.captions.delete(where={"pool": pool})
             self.ledger.delete(where={"pool": pool})
+        self.drop_table()  # rebuilt from Chroma on next use
         return before
 
     def put_ledger(self, entry: LedgerEntry) -> None:
@@ -369,7 +380,7 @@ class MemoryStore:
         return found
 
     def existing_phrases(self, phrases: Sequence[str]) -> set[str]:
-        known = {p for p in phrases if p in self._phrase_cache}
+        known = self.table.known_phrases(phrases)
         rest = [p for p in phrases if p not in known]
         with self._chroma("look up unit phrases"):
             for start in range(0, len(rest), MAX_WRITE_BATCH):
@@ -423,7 +434,34 @@ class MemoryStore:
             )
         ]
 
+    def nearest_ids(
+        self, vector: np.ndarray, k: int, pool: str | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Ids and cosine similarities ``(k,)`` of the top ``k`` captions: HNSW distances only, no
+        metadata read (what the re-rank needs per record is in :attr:`table`)."""
+        if k <= 0:
+            return [], np.zeros(0)
+        with self._chroma("query the pool"):
+            found = self.captions.query(
+                query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
+                n_results=k,
+                where={"pool": pool} if pool else None,
+                include=["distances"],
+            )
+        return list(found["ids"][0]), 1.0 - np.asarray(found["distances"][0], np.float64)
+
+    def candidate_rows(self, ids: Sequence[str], similarities: np.ndarray) -> CandidateRows:
+        """The re-rank's rows of ``ids`` from the record table; a table that misses one of them
+        (another process wrote Chroma) is re-read, then rebuilt."""
+        table = self.table
+        if not all(table.has(i) for i in ids):
+            log.info("the record table misses records Chroma returned; rebuilding it")
+            table = self.rebuild_table()
+        return table.candidates(ids, similarities)
+
     def get(self, ids: Sequence[str]) -> list[PoolRecord]:
+        if not ids:
+            return []
         with self._chroma("read records"):
             found = self.captions.get(ids=list(ids), include=["documents", "metadatas"])
         by_id = {
@@ -469,29 +507,83 @@ class MemoryStore:
 
     def phrase_vectors(self, phrases: Sequence[str]) -> dict[str, np.ndarray]:
         """``(384,)`` vector per stored phrase; unknown phrases are left out."""
-        out: dict[str, np.ndarray] = {}
-        missing = []
-        for phrase in dict.fromkeys(phrases):
-            vector = self._phrase_cache.get(phrase)
-            if vector is None:
-                missing.append(phrase)
-            else:
-                self._phrase_cache.move_to_end(phrase)
-                out[phrase] = vector
+        phrases = list(dict.fromkeys(phrases))
+        out = self.table.phrase_vectors(phrases)
+        missing = [p for p in phrases if p not in out]
         with self._chroma("read unit phrase vectors"):
             for start in range(0, len(missing), MAX_WRITE_BATCH):
                 found = self.phrases.get(ids=missing[start : start + MAX_WRITE_BATCH], include=["embeddings"])
                 for phrase, vector in zip(found["ids"], found["embeddings"], strict=True):
-                    vector = np.asarray(vector, dtype=np.float32)
-                    out[phrase] = vector
-                    self._remember_phrase(phrase, vector)
-        return out
+                    out[phrase] = np.asarray(vector, dtype=np.float32)
+        return {p: out[p] for p in phrases if p in out}
 
-    def _remember_phrase(self, phrase: str, vector: np.ndarray) -> None:
-        self._phrase_cache[phrase] = np.asarray(vector, dtype=np.float32)
-        self._phrase_cache.move_to_end(phrase)
-        while len(self._phrase_cache) > self._phrase_cache_size:
-            self._phrase_cache.popitem(last=False)
+    # ------------------------------------------------------------------ the record table
+
+    @property
+    def table_folder(self) -> Path:
+        if self.folder is not None:
+            return self.folder.parent / TABLE_FOLDER
+        if self._scratch is None:  # a server's table is this process's own
+            self._scratch = tempfile.TemporaryDirectory(prefix="reelgraph-table-")
+        return Path(self._scratch.name) / TABLE_FOLDER
+
+    @property
+    def table(self) -> RecordTable:
+        """The record table, current with Chroma: opened once, rebuilt when it disagrees."""
+        if self._table is not None:
+            self._table.refresh()
+            return self._table
+        with self._chroma("count records"):
+            captions, phrases = self.captions.count(), self.phrases.count()
+        try:
+            table = RecordTable(self.table_folder)
+        except (OSError, ValueError) as error:
+            log.warning(
+                "record table in %s is unreadable (%s); rebuilding it from Chroma", self.table_folder, error
+            )
+            table = None
+        if table is None or (table.distinct_records, table.phrase_count) != (captions, phrases):
+            table = self.rebuild_table()
+        self._table = table
+        return table
+
+    def rebuild_table(self) -> RecordTable:
+        """Write the record table afresh from Chroma's captions and phrases (seconds in :attr:`table_seconds`)."""
+        started = time.perf_counter()
+        log.info("building the record table in %s from Chroma", self.table_folder)
+        self._table = build_table(self.table_folder, self._table_pages())
+        self.table_seconds = time.perf_counter() - started
+        return self._table
+
+    def drop_table(self) -> None:
+        """Forget the record table (it is rebuilt from Chroma on next use)."""
+        self._table = None
+        shutil.rmtree(self.table_folder, ignore_errors=True)
+
+    def _table_pages(self, page: int = 5000) -> Iterator[tuple[list, dict[str, np.ndarray]]]:
+        offset = 0
+        while True:
+            with self._chroma("read unit phrase vectors"):
+                found = self.phrases.get(include=["embeddings"], limit=page, offset=offset)
+            if not found["ids"]:
+                break
+            vectors = np.asarray(found["embeddings"], np.float32)
+            yield [], dict(zip(found["ids"], vectors, strict=True))
+            offset += len(found["ids"])
+        offset = 0
+        while True:
+            with self._chroma("read records"):
+                found = self.captions.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            if not found["ids"]:
+                return
+            rows = []
+            for record_id, caption, meta in zip(
+                found["ids"], found["documents"], found["metadatas"], strict=True
+            ):
+                record = PoolRecord.from_chroma(record_id, caption, meta)
+                rows.append((record.id, record.caption, record.units, record.core))
+            yield rows, {}
+            offset += len(found["ids"])
 
 
 def unit_phrase_set(records: Sequence[PoolRecord]) -> list[str]:

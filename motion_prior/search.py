@@ -26,7 +26,6 @@ top-1 by sentence similarity, the plain baseline and ONA's pick.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from memory.record_table import ABSENT, NO_VECTOR, CandidateRows, caption_key, normalise_caption
 from memory.store import Candidate, MemoryStore, PoolRecord
 from reelgraph.text.units import ROLES, ParsedPrompt, Unit, UnitParser, unit_phrases
 
@@ -108,14 +108,6 @@ class RetrievalResult(BaseModel):
     timings_ms: dict[str, float] = Field(description="parse, embed, ann, rerank")
 
 
-_PUNCT = re.compile(r"[^\w\s]")
-
-
-def normalise_caption(text: str) -> str:
-    """Lower case, no punctuation, single spaces: what counts as "the same caption"."""
-    return " ".join(_PUNCT.sub(" ", text.casefold()).split())
-
-
 def _record_metadata(record: PoolRecord) -> dict[str, Any]:
     meta: dict[str, Any] = {"frames": record.frames, "fps": record.fps, "duration": record.duration}
     if record.label is not None:
@@ -154,55 +146,145 @@ def directions_conflict(a: frozenset[str], b: frozenset[str]) -> bool:
     return bool(a and b) and not (a & b) and any(_OPPOSITE[d] in b for d in a)
 
 
-class _PhraseSims:
-    """Cosine similarity between prompt phrases and candidate phrases, by text.
+def _phrase_table(
+    prompt_vectors: dict[str, np.ndarray], phrases: list[str], vectors: np.ndarray, direction_conflict: float
+) -> np.ndarray:
+    """``(P, C)`` cosine similarity of prompt phrases and candidate phrases ``(C, 384)``.
 
     MiniLM barely separates opposite directions (cos("slide to the left",
     "slide to the right") = 0.96), so pairs whose direction words contradict
     each other lose ``direction_conflict``.
     """
-
-    def __init__(
-        self,
-        prompt_vectors: dict[str, np.ndarray],
-        candidate_vectors: dict[str, np.ndarray],
-        direction_conflict: float = 0.0,
-    ):
-        self.prompt_index = {p: i for i, p in enumerate(prompt_vectors)}
-        self.cand_index = {p: i for i, p in enumerate(candidate_vectors)}
-        if prompt_vectors and candidate_vectors:
-            left = np.stack(list(prompt_vectors.values()))
-            right = np.stack(list(candidate_vectors.values()))
-            self.table = left @ right.T  # (P, C) cosine: all vectors are unit length
-        else:
-            self.table = np.zeros((len(prompt_vectors), len(candidate_vectors)), np.float32)
-        if direction_conflict:
-            cand_dirs = [phrase_directions(p) for p in candidate_vectors]
-            for i, phrase in enumerate(prompt_vectors):
-                mine = phrase_directions(phrase)
-                if not mine:
-                    continue
-                for j, theirs in enumerate(cand_dirs):
-                    if directions_conflict(mine, theirs):
-                        self.table[i, j] -= direction_conflict
-
-    def role(self, prompt_phrase: str | None, cand_phrase: str | None, absent_match: float) -> float:
-        if prompt_phrase is None and cand_phrase is None:
-            return absent_match
-        if prompt_phrase is None or cand_phrase is None:
-            return 0.0
-        i, j = self.prompt_index.get(prompt_phrase), self.cand_index.get(cand_phrase)
-        if i is None or j is None:
-            return 0.0
-        return float(self.table[i, j])
+    if prompt_vectors and phrases:
+        table = np.stack(list(prompt_vectors.values())) @ vectors.T  # unit vectors: dot = cosine
+    else:
+        table = np.zeros((len(prompt_vectors), len(phrases)), np.float32)
+    if direction_conflict:
+        mine = [phrase_directions(p) for p in prompt_vectors]
+        if any(mine):
+            theirs = [phrase_directions(p) for p in phrases]
+            for i, directions in enumerate(mine):
+                for j, other in enumerate(theirs):
+                    if directions and directions_conflict(directions, other):
+                        table[i, j] -= direction_conflict
+    return table
 
 
-def _coarse_filter(rows: list[dict[str, Any]], key: str, threshold: float, keep: int) -> list[dict[str, Any]]:
-    """Keep rows with ``row[key] >= threshold``, or at least the ``keep`` best (the fail-safe)."""
-    passing = [row for row in rows if row[key] >= threshold]
+def _role_sims(table: np.ndarray, prompt: np.ndarray, cand: np.ndarray, absent: float) -> np.ndarray:
+    """``(a, b)`` role similarity of prompt slots ``(a,)`` and candidate slots ``(b,)``.
+
+    Slots are phrase indices, ``ABSENT`` or ``NO_VECTOR``: both absent -> ``absent``
+    (they agree), one absent or a phrase without a vector -> 0.
+    """
+    valid = (prompt >= 0)[:, None] & (cand >= 0)[None, :]
+    out = np.zeros(valid.shape)
+    if valid.any():
+        rows, cols = np.nonzero(valid)
+        out[rows, cols] = table[prompt[rows], cand[cols]]  # float32 table values, summed in float64
+    out[(prompt == ABSENT)[:, None] & (cand == ABSENT)[None, :]] = absent
+    return out
+
+
+def _keep(idx: np.ndarray, values: np.ndarray, threshold: float, keep: int) -> np.ndarray:
+    """Coarse filter round: rows with ``value >= threshold``, or at least the ``keep`` best (fail-safe)."""
+    passing = idx[values[idx] >= threshold]
     if len(passing) >= keep:
         return passing
-    return sorted(rows, key=lambda row: row[key], reverse=True)[:keep]
+    return idx[np.argsort(-values[idx], kind="stable")[:keep]]
+
+
+def score_rows(
+    parsed: ParsedPrompt,
+    prompt_phrase_vectors: dict[str, np.ndarray],
+    rows: CandidateRows,
+    config: SearchConfig,
+    limit: int | None = None,
+) -> list[tuple[int, dict[str, float]]]:
+    """Coarse filter then Search-T2V eq. 6-8 over gathered candidates, vectorised over units.
+
+    Returns ``(candidate index, score terms)`` for the best ``limit`` (all when None), best
+    first, ties by id.
+    """
+    n = len(rows.ids)
+    absent = config.absent_role_match
+    table = _phrase_table(prompt_phrase_vectors, rows.phrases, rows.vectors, config.direction_conflict)
+    index = {p: i for i, p in enumerate(prompt_phrase_vectors)}
+
+    def slots(unit: Unit) -> np.ndarray:
+        return np.array(
+            [index.get(p, NO_VECTOR) if (p := unit.phrase(r)) else ABSENT for r in ROLES], np.int64
+        )
+
+    terms = {key: np.zeros(n) for key in (*ROLES, "units")}
+    terms["sentence"] = np.asarray(rows.similarities, np.float64)
+    has_units = rows.counts > 0
+    if parsed.units and has_units.any():
+        prompt_slots = np.stack([slots(u) for u in parsed.units])  # (U, 3)
+        # (U, T): sum over roles of the role similarity, for every prompt unit and candidate unit (eq. 8)
+        summed = _role_sims(table, prompt_slots[:, 0], rows.units[:, 0], absent)
+        for r in range(1, len(ROLES)):
+            summed = summed + _role_sims(table, prompt_slots[:, r], rows.units[:, r], absent)
+        best = np.maximum.reduceat(summed, rows.starts[has_units], axis=1)  # (U, K') best unit per candidate
+        terms["units"][has_units] = best.sum(axis=0) / len(parsed.units)
+    prompt_core = parsed.core_unit
+    with_core = rows.cores >= 0
+    if prompt_core is not None and with_core.any():
+        core_slots = slots(prompt_core)
+        core_units = rows.units[(rows.starts + rows.cores)[with_core]]  # (K'', 3)
+        for r, role in enumerate(ROLES):
+            terms[role][with_core] = _role_sims(table, core_slots[r : r + 1], core_units[:, r], absent)[0]
+    keep = config.keep_at_least
+    idx = _keep(np.arange(n), terms["sentence"], config.t_total, keep)
+    if prompt_core is not None:
+        rounds = [("motion", config.t_mot), ("actor", config.t_atr), ("recipient", config.t_rec)]
+        for role, threshold in rounds:
+            if threshold is not None and prompt_core.phrase(role) is not None:
+                idx = _keep(idx, terms[role], threshold, keep)
+    total = (
+        terms["sentence"]
+        + config.alpha * terms["motion"]
+        + config.beta * terms["actor"]
+        + config.gamma * terms["units"]
+    )
+    order = sorted(idx.tolist(), key=lambda i: (-total[i], rows.ids[i]))
+    if limit is not None:
+        order = order[:limit]
+    return [
+        (i, {"total": float(total[i]), **{key: float(values[i]) for key, values in terms.items()}})
+        for i in order
+    ]
+
+
+def rows_from_candidates(
+    candidates: Sequence[Candidate], candidate_phrase_vectors: dict[str, np.ndarray]
+) -> CandidateRows:
+    """Candidates with their records (an exhaustive index, tests) as the re-rank's arrays."""
+    phrases = list(candidate_phrase_vectors)
+    index = {p: i for i, p in enumerate(phrases)}
+    starts, counts, cores, slots = [], [], [], []
+    for candidate in candidates:
+        record = candidate.record
+        starts.append(len(slots))
+        counts.append(len(record.units))
+        cores.append(-1 if record.core is None else record.core)
+        for unit in record.units:
+            slots.append([index.get(p, NO_VECTOR) if (p := unit.phrase(r)) else ABSENT for r in ROLES])
+    vectors = (
+        np.stack([candidate_phrase_vectors[p] for p in phrases]).astype(np.float32)
+        if phrases
+        else np.zeros((0, 0), np.float32)
+    )
+    return CandidateRows(
+        ids=[c.record.id for c in candidates],
+        similarities=np.array([float(c.similarity) for c in candidates], np.float64),
+        caption_keys=np.array([caption_key(c.record.caption) for c in candidates], np.uint64),
+        starts=np.array(starts, np.int64),
+        counts=np.array(counts, np.int64),
+        cores=np.array(cores, np.int64),
+        units=np.array(slots, np.int64).reshape(-1, len(ROLES)),
+        phrases=phrases,
+        vectors=vectors,
+    )
 
 
 def rank_candidates(
@@ -214,55 +296,22 @@ def rank_candidates(
     limit: int | None = None,
 ) -> list[MotionHit]:
     """Coarse filter then Search-T2V eq. 6-8 ranking; the best ``limit`` (all when None), best first."""
-    sims = _PhraseSims(prompt_phrase_vectors, candidate_phrase_vectors, config.direction_conflict)
-    absent = config.absent_role_match
-    prompt_core = parsed.core_unit
-    rows = []
-    for candidate in candidates:
-        record = candidate.record
-        cand_core = record.units[record.core] if record.core is not None else None
-        core = dict.fromkeys(ROLES, 0.0)
-        if prompt_core is not None and cand_core is not None:
-            for role in ROLES:
-                core[role] = sims.role(prompt_core.phrase(role), cand_core.phrase(role), absent)
-        set_sim = 0.0  # eq. 8
-        if parsed.units and record.units:
-            best = [
-                max(sum(sims.role(p.phrase(r), c.phrase(r), absent) for r in ROLES) for c in record.units)
-                for p in parsed.units
-            ]
-            set_sim = float(np.mean(best))
-        rows.append(
-            {"candidate": candidate, "sentence": float(candidate.similarity), **core, "units": set_sim}
-        )
-    keep = config.keep_at_least
-    rows = _coarse_filter(rows, "sentence", config.t_total, keep)
-    if prompt_core is not None:
-        rounds = [("motion", config.t_mot), ("actor", config.t_atr), ("recipient", config.t_rec)]
-        for role, threshold in rounds:
-            if threshold is not None and prompt_core.phrase(role) is not None:
-                rows = _coarse_filter(rows, role, threshold, keep)
-    for row in rows:
-        row["total"] = (
-            row["sentence"]
-            + config.alpha * row["motion"]
-            + config.beta * row["actor"]
-            + config.gamma * row["units"]
-        )
-    rows.sort(key=lambda row: (-row["total"], row["candidate"].record.id))
+    rows = rows_from_candidates(candidates, candidate_phrase_vectors)
     # Build result models only for what is returned: validation costs more than scoring.
-    return [_motion_hit(row) for row in (rows if limit is None else rows[:limit])]
+    return [
+        _motion_hit(candidates[i].record, terms)
+        for i, terms in score_rows(parsed, prompt_phrase_vectors, rows, config, limit)
+    ]
 
 
-def _motion_hit(row: dict[str, Any]) -> MotionHit:
-    record = row["candidate"].record
+def _motion_hit(record: PoolRecord, terms: dict[str, float]) -> MotionHit:
     return MotionHit(
         id=record.id,
         videoid=record.videoid,
         pool=record.pool,
         caption=record.caption,
         video=record.video,
-        score=ScoreBreakdown(**{key: row[key] for key in ScoreBreakdown.model_fields}),
+        score=ScoreBreakdown(**{key: terms[key] for key in ScoreBreakdown.model_fields}),
         metadata=_record_metadata(record),
         units=record.units,
         core=record.core,
@@ -272,13 +321,31 @@ def _motion_hit(row: dict[str, Any]) -> MotionHit:
 def select_references(prompt: str, candidates: Sequence[Candidate], k: int) -> list[Reference]:
     """POS eq. 6: top-k by sentence similarity, without the prompt itself or repeated captions."""
     seen = {normalise_caption(prompt)}
-    out = []
+    out: list[Reference] = []
+    if k <= 0:
+        return out
     for candidate in sorted(candidates, key=lambda c: -c.similarity):
         key = normalise_caption(candidate.record.caption)
         if key in seen:
             continue
         seen.add(key)
         out.append(_reference(candidate))
+        if len(out) >= k:
+            break
+    return out
+
+
+def _reference_rows(prompt: str, rows: CandidateRows, by_sentence: np.ndarray, k: int) -> list[int]:
+    """:func:`select_references` on gathered rows: candidate indices, by caption key instead of text."""
+    seen = {caption_key(prompt)}
+    out: list[int] = []
+    if k <= 0:
+        return out
+    for i, key in zip(by_sentence.tolist(), rows.caption_keys[by_sentence].tolist(), strict=True):
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(i)
         if len(out) >= k:
             break
     return out
@@ -375,23 +442,48 @@ class Retriever:
             prompt_vector = vectors[0]
             phrase_vectors.update(zip(unknown, vectors[1:], strict=True))
             phrase_vectors = {p: phrase_vectors[p] for p in phrases}
-        with clock("ann"):
-            candidates = self._candidates(prompt_vector, config.candidates)
-        with clock("rerank"):
-            needed = unit_phrases(u for c in candidates for u in c.record.units)
-            candidate_vectors = self.store.phrase_vectors(needed)
-            ranked = rank_candidates(
-                parsed, phrase_vectors, candidates, candidate_vectors, config, limit=hits or config.hits
-            )
         k_refs = config.references if references is None else references
-        by_sentence = sorted(candidates, key=lambda c: -c.similarity)
+        limit = hits or config.hits
+        if self.index is not None:
+            with clock("ann"):
+                candidates = self.index.nearest(prompt_vector, config.candidates)
+            with clock("rerank"):
+                needed = unit_phrases(u for c in candidates for u in c.record.units)
+                ranked = rank_candidates(
+                    parsed, phrase_vectors, candidates, self.store.phrase_vectors(needed), config, limit=limit
+                )
+            by_sentence = sorted(candidates, key=lambda c: -c.similarity)
+            return RetrievalResult(
+                prompt=prompt,
+                units=parsed.units,
+                core=parsed.core,
+                references=select_references(prompt, candidates, k_refs),
+                motion_hits=ranked,
+                nearest=_reference(by_sentence[0]) if by_sentence else None,
+                timings_ms=timings,
+            )
+        with clock("ann"):
+            ids, similarities = self.store.nearest_ids(prompt_vector, config.candidates, pool=config.pool)
+        with clock("rerank"):
+            rows = self.store.candidate_rows(ids, similarities)
+            scored = score_rows(parsed, phrase_vectors, rows, config, limit=limit)
+            by_sentence = np.argsort(-rows.similarities, kind="stable")
+            refs = _reference_rows(prompt, rows, by_sentence, k_refs)
+            nearest = by_sentence[:1].tolist()
+            # Only the returned records are read from Chroma (a handful, not K).
+            wanted = [rows.ids[i] for i in dict.fromkeys([i for i, _ in scored] + refs + nearest)]
+            records = {r.id: r for r in self.store.get(wanted)}
+
+        def candidate(i: int) -> Candidate:
+            return Candidate(record=records[rows.ids[i]], similarity=float(rows.similarities[i]))
+
         return RetrievalResult(
             prompt=prompt,
             units=parsed.units,
             core=parsed.core,
-            references=select_references(prompt, candidates, k_refs),
-            motion_hits=ranked,
-            nearest=_reference(by_sentence[0]) if by_sentence else None,
+            references=[_reference(candidate(i)) for i in refs],
+            motion_hits=[_motion_hit(records[rows.ids[i]], terms) for i, terms in scored],
+            nearest=_reference(candidate(nearest[0])) if nearest else None,
             timings_ms=timings,
         )
 

@@ -92,6 +92,11 @@ class Settings(BaseModel):
         "sentence-transformers/all-MiniLM-L6-v2", description="sentence embedding model for retrieval"
     )
     spacy_model: str = Field("en_core_web_sm", description="spaCy pipeline for atomized units")
+    text_encoder: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="MiniLM runtime: torch (fp32 eager) or onnx (the same weights exported locally to "
+        "<home>/cache/text, run by ONNX Runtime; faster per query)",
+    )
     # -- prompt optimisation (POS) ----------------------------------------------------------------
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM endpoint (falls back to $OPENAI_BASE_URL)"
@@ -298,7 +303,12 @@ MemorySettings = _section(
     "spacy_model",
 )
 TextSettings = _section(
-    "TextSettings", "The text models: spaCy units parser, MiniLM embedder.", "text_model", "spacy_model"
+    "TextSettings",
+    "The text models: spaCy units parser, MiniLM embedder.",
+    "home",
+    "text_model",
+    "spacy_model",
+    "text_encoder",
 )
 LLMSettings = _section(
     "LLMSettings",

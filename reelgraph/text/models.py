@@ -52,14 +52,25 @@ class MemoParser:
 class TextModels:
     """``parser`` (Search-T2V §4.1 atomized units) and ``embedder`` (MiniLM, 384-d, unit-norm)."""
 
-    def __init__(self, spacy_model: str | None = None, text_model: str | None = None):
+    def __init__(
+        self,
+        spacy_model: str | None = None,
+        text_model: str | None = None,
+        text_encoder: str = "torch",
+        cache: str | None = None,
+    ):
         self.spacy_model = spacy_model
         self.text_model = text_model
+        self.text_encoder = text_encoder
+        self.cache = cache
 
     @classmethod
     def from_settings(cls, settings) -> TextModels:
-        """From a :class:`~reelgraph.settings.TextSettings` (or any object with both fields)."""
-        return cls(settings.spacy_model, settings.text_model)
+        """From a :class:`~reelgraph.settings.TextSettings` (or any object with its fields)."""
+        encoder = getattr(settings, "text_encoder", "torch")
+        home = getattr(settings, "home", None)
+        cache = str(home / "cache" / "text") if home is not None else None
+        return cls(settings.spacy_model, settings.text_model, encoder, cache)
 
     @functools.cached_property
     def parser(self) -> MemoParser:
@@ -67,4 +78,4 @@ class TextModels:
 
     @functools.cached_property
     def embedder(self) -> TextEmbedder:
-        return get_embedder(self.text_model)
+        return get_embedder(self.text_model, self.text_encoder, self.cache)
