@@ -56,7 +56,9 @@ DRIFT_COLUMNS = (
 )
 
 
-def arms(clip: int, prompt_frames: int, clips: int, single: bool = True) -> dict[str, dict[str, Any]]:
+def arms(
+    clip: int, prompt_frames: int, clips: int, single: bool = True, extra: bool = False
+) -> dict[str, dict[str, Any]]:
     """Settings overrides per row; the VidRD rows show ``clip + (clips-1)(clip-M)`` frames of ``clips`` clips."""
     new = clip + (clips - 1) * (clip - prompt_frames)
     rows = {"single clip": {"num_frames": clip}} if single else {}
@@ -65,6 +67,13 @@ def arms(clip: int, prompt_frames: int, clips: int, single: bool = True) -> dict
         "VidRD literal": {"extension_mode": "vidrd-literal", "num_frames": new},
         "VidRD keeping direction": {"extension_mode": "vidrd", "num_frames": new},
     }
+    if extra:
+        rows["VidRD keeping direction, α=0, β=1"] = {
+            "extension_mode": "vidrd",
+            "extension_alpha": 0.0,
+            "extension_beta": 1.0,
+            "num_frames": new,
+        }
     return rows
 
 
@@ -152,6 +161,11 @@ def main() -> None:
     parser.add_argument("--drift-clips", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--extra",
+        action="store_true",
+        help="add a row: keeping direction with fresh noise (α=0) held to the end (β=1)",
+    )
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/long_video_direction"))
     args = parser.parse_args()
 
@@ -172,11 +186,11 @@ def main() -> None:
     clip, m = info.num_frames, max(1, info.num_frames // 2)
     started = time.perf_counter()
     rows = [PromptRow(**r) for r in prompt_set(args.prompts, seed=args.seed, motions=DIRECTIONS)]
-    configs = arms(clip, m, args.clips)
+    configs = arms(clip, m, args.clips, extra=args.extra)
     generate(settings, rows, configs, args.work / "part_a", args.seed)
     part_a = run_eval(settings, rows, args.work / "part_a", samples=1, seed=args.seed, configs=configs)
     drift_rows = rows[: args.drift_prompts]
-    drift_configs = arms(clip, m, args.drift_clips, single=False)
+    drift_configs = arms(clip, m, args.drift_clips, single=False, extra=args.extra)
     generate(settings, drift_rows, drift_configs, args.work / "drift", args.seed)
     drift = run_eval(
         settings, drift_rows, args.work / "drift", samples=1, seed=args.seed, configs=drift_configs

@@ -216,3 +216,25 @@ def test_storyboard_extension_key(home, short_clip_model_dir, tmp_path, monkeypa
     story.write_text("extension: sideways\nscenes: [a red ball]\n")
     refused = _invoke(*args, "--out", str(tmp_path / "run3"))
     assert refused.exit_code == 1 and "not a method" in refused.output
+
+
+def test_artv_is_refused_for_a_storyboard_that_continues_scenes():
+    generator = FakeGenerator()
+    request = RunRequest(
+        scenes=[
+            SceneRequest(prompt="a red ball rolls", num_frames=8),
+            SceneRequest(prompt="it bounces", num_frames=8),
+        ],
+        seed=1,
+        num_inference_steps=5,
+        guidance_scale=7.0,
+        extension=ExtensionParams(mode="artv"),
+        max_frames=200,
+    )
+    with pytest.raises(ReelgraphError, match="Scene 2 needs a continuation"):
+        build_graph(Services(generator)).invoke(RunState(mode="plan", request=request))
+    separate = request.model_copy(update={"extension": ExtensionParams(mode="artv", continue_scenes=False)})
+    state = RunState.model_validate(
+        build_graph(Services(generator)).invoke(RunState(mode="plan", request=separate))
+    )
+    assert [s.extension.status for s in state.scenes] == ["skipped", "skipped"]

@@ -72,9 +72,13 @@ def _refuse_what_the_model_cannot_do(state: RunState, scene, slots, info) -> Non
         needs.append(("extension", f"{scene.num_frames} frames take {len(slots)} clips of {info.num_frames}"))
     if scene.image is not None:
         needs.append(("image2video", "the scene starts from an image"))
-    mode = state.request.extension.mode
-    if needs and mode == "artv":
-        why_needed = needs[0][1]
+    params = state.request.extension
+    continued = scene.index > 0 and params.continue_scenes and scene.image is None
+    artv_needed = needs or (
+        [("extension", f"scene {scene.index + 1} continues scene {scene.index}")] if continued else []
+    )
+    if params.mode == "artv" and artv_needed:
+        why_needed = artv_needed[0][1]
         raise ReelgraphError(
             f"Scene {scene.index + 1} needs a continuation ({why_needed}); --extension artv cannot run "
             f"on {info.model_id!r}.",
