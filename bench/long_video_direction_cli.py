@@ -5,13 +5,18 @@ Runs ``generate "a yellow triangle moves to the left" --frames 40 --seed 11 --st
 and ``--extension vidrd`` (keeping direction, the default now), probes each video and writes
 ``bench/results/long_video_direction_cli.md``.
 
-    python bench/long_video_direction_cli.py [--work DIR]
+``--variants`` adds three 16-frame runs of the same prompt and seed with ``extension_alpha`` /
+``extension_beta`` changed (``α = 0, β = 0.4``; ``α = 4, β = 1``; ``α = 0, β = 1``), to see what
+moves the new frames. ``--reuse`` reads runs already in ``--work`` instead of making them again.
+
+    python bench/long_video_direction_cli.py [--work DIR] [--variants] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,16 +52,32 @@ def trajectory(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+RUNS = [
+    ("vidrd-literal", "before (eq. 6-8 as printed)", ARGS, {}),
+    ("vidrd", "after (keeping direction)", ARGS, {}),
+]
+VARIANTS = [
+    (
+        f"vidrd-a{a:g}-b{b:g}",
+        f"keeping direction, α = {a:g}, β = {b:g}, 16 frames",
+        ["--frames", "16", *ARGS[2:]],
+        {"extension_alpha": a, "extension_beta": b},
+    )
+    for a, b in ((0.0, 0.4), (4.0, 1.0), (0.0, 1.0))
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/long_video_direction_cli"))
+    parser.add_argument("--variants", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="read runs already in --work")
     args = parser.parse_args()
     sections = []
-    for mode, title in (
-        ("vidrd-literal", "before (eq. 6-8 as printed)"),
-        ("vidrd", "after (keeping direction)"),
-    ):
-        out = args.work / mode
+    for name, title, flags, settings in RUNS + (VARIANTS if args.variants else []):
+        mode = "vidrd-literal" if name == "vidrd-literal" else "vidrd"
+        out = args.work / name
+        env = {**os.environ, **{f"REELGRAPH_{k.upper()}": str(v) for k, v in settings.items()}}
         command = [
             sys.executable,
             str(ROOT / "cli.py"),
@@ -65,14 +86,14 @@ def main() -> None:
             "generate",
             PROMPT,
         ]
-        command += [*ARGS, "--extension", mode, "--out", str(out), "--overwrite", "--json"]
-        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        shown = f'generate "{PROMPT}" {" ".join(ARGS)} --extension {mode}'
-        sections.append(f"## {title}\n\n`{shown}`\n\n```\n{trajectory(out)}\n```\n")
+        command += [*flags, "--extension", mode, "--out", str(out), "--overwrite", "--json"]
+        if not (args.reuse and (out / "manifest.json").is_file()):
+            subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
+        shown = " ".join(f"REELGRAPH_{k.upper()}={v:g}" for k, v in settings.items())
+        shown += f' generate "{PROMPT}" {" ".join(flags)} --extension {mode}'
+        sections.append(f"## {title}\n\n`{shown.strip()}`\n\n```\n{trajectory(out)}\n```\n")
     write_result(
-        "long_video_direction_cli",
-        "The 40-frame 'moves to the left' video, before and after",
-        "\n".join(sections),
+        "long_video_direction_cli", "The 'moves to the left' video, before and after", "\n".join(sections)
     )
 
 
