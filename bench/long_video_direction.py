@@ -57,13 +57,14 @@ DRIFT_COLUMNS = (
 
 
 def arms(
-    clip: int, prompt_frames: int, clips: int, single: bool = True, extra: bool = False
+    clip: int, prompt_frames: int, clips: int, single: bool = True, extra: bool = False, baseline: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Settings overrides per row; the VidRD rows show ``clip + (clips-1)(clip-M)`` frames of ``clips`` clips."""
     new = clip + (clips - 1) * (clip - prompt_frames)
     rows = {"single clip": {"num_frames": clip}} if single else {}
+    if baseline:
+        rows["independent"] = {"extension_mode": "independent", "num_frames": clip * clips}
     rows |= {
-        "independent": {"extension_mode": "independent", "num_frames": clip * clips},
         "VidRD literal": {"extension_mode": "vidrd-literal", "num_frames": new},
         "VidRD keeping direction": {"extension_mode": "vidrd", "num_frames": new},
     }
@@ -162,6 +163,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
+        "--drift-baseline", action="store_true", help="also run independent clips in the drift part"
+    )
+    parser.add_argument(
         "--extra",
         action="store_true",
         help="add a row: keeping direction with fresh noise (α=0) held to the end (β=1)",
@@ -190,7 +194,9 @@ def main() -> None:
     generate(settings, rows, configs, args.work / "part_a", args.seed)
     part_a = run_eval(settings, rows, args.work / "part_a", samples=1, seed=args.seed, configs=configs)
     drift_rows = rows[: args.drift_prompts]
-    drift_configs = arms(clip, m, args.drift_clips, single=False, extra=args.extra)
+    drift_configs = arms(
+        clip, m, args.drift_clips, single=False, extra=args.extra, baseline=args.drift_baseline
+    )
     generate(settings, drift_rows, drift_configs, args.work / "drift", args.seed)
     drift = run_eval(
         settings, drift_rows, args.work / "drift", samples=1, seed=args.seed, configs=drift_configs
