@@ -176,11 +176,13 @@ def storyboard(
 ) -> None:
     """Generate one video from a storyboard; each scene continues from the previous scene's last frames."""
     from agent import runner
-    from agent.storyboard import parse_storyboard
+    from agent.storyboard import read_storyboard
     from reelgraph.runs import default_run_dir
 
     settings = settings_from(ctx, **sampling.flags()).settings
-    scenes = parse_storyboard(file, max_frames=settings.max_video_frames)
+    scenes, extension = read_storyboard(file, max_frames=settings.max_video_frames)
+    if extension is not None and sampling.extension is None:  # --extension > the file's > env > config
+        settings = settings_from(ctx, **{**sampling.flags(), "extension_mode": extension}).settings
     run_dir = out_dir or default_run_dir(settings.output_dir, scenes[0].prompt)
     with ProgressBars() as progress:
         state = runner.generate_scenes(settings, scenes, run_dir, overwrite=overwrite, progress=progress)

@@ -46,6 +46,9 @@ register(CacheKind("retrievals", "entry_folders", rank=20, owner="agent.caches")
 register(CacheKind("clips", "entry_folders", rank=50, owner="agent.caches"))
 KINDS = tuple(kind.name for kind in registered())
 CACHE_FORMAT = 1
+# What an extension spec's mode means: 2 since issue 18 ("vidrd" keeps direction; the old reversed
+# reading is "vidrd-literal"), so a clip cached under the old meaning of "vidrd" is never reused.
+EXTENSION_FORMAT = 2
 
 
 class EntryStore:
@@ -197,6 +200,7 @@ class CachingGenerator:
             start["previous_path"] = _file_digest(start.get("previous_path"))
             start["image_path"] = _file_digest(start.get("image_path"))
             start["handoff_path"] = bool(start.get("handoff_path"))
+            start["format"] = EXTENSION_FORMAT
         from reelgraph import __version__
 
         return key_hash(

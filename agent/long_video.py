@@ -42,9 +42,7 @@ def params_from_settings(settings: Any) -> ExtensionParams:
 def continues_previous(state: RunState, index: int) -> bool:
     """Whether scene ``index`` starts from the last clip of scene ``index - 1``."""
     params = state.request.extension
-    return (
-        index > 0 and params.mode == "vidrd" and params.continue_scenes and state.scenes[index].image is None
-    )
+    return index > 0 and params.reuses_clips and params.continue_scenes and state.scenes[index].image is None
 
 
 def first_start(state: RunState, index: int) -> ClipStartKind:
@@ -130,7 +128,7 @@ def extension_step(
         "image": "starts from the image",
     }
     lead = starts.get(slots[0].start)
-    reason = f"{len(slots)} clip{'s' if len(slots) > 1 else ''} of {n} frames; {how}"
+    reason = f"{len(slots)} clip{'s' if len(slots) > 1 else ''} of {n} frames; extension {params.mode}: {how}"
     if lead:
         reason = f"{lead}; {reason}"
     extra_clips = len(slots) - 1
@@ -139,8 +137,9 @@ def extension_step(
     return ExtensionStep(
         status="planned",
         reason=reason,
-        method=(params.resolved(n, r) if params.mode == "vidrd" else params).strategies,
-        params=params.resolved(n, r).model_dump() if params.mode == "vidrd" else params.model_dump(),
+        method=params.planned(n, r).strategies,
+        mode=params.mode,
+        params=params.planned(n, r).model_dump(),
         num_clips=len(slots),
         clips=clips,
         estimated_seconds=round(clip_seconds * extra_clips, 2),
@@ -165,7 +164,7 @@ def planned_slots(scene: ScenePlan) -> list[ClipSlot]:
 def needs_handoff(state: RunState, index: int, clip: int, slots: list[ClipSlot]) -> bool:
     """Whether clip ``clip`` of scene ``index`` must leave its prompt frames for a later clip."""
     params = state.request.extension
-    if params.mode != "vidrd":
+    if not params.reuses_clips:
         return False
     if clip + 1 < len(slots):
         return True
@@ -254,12 +253,8 @@ def manifest_section(state: RunState, clip_frames: int, temporal_compression: in
                 }
             )
     return {
-        "method": (
-            params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
-        ).strategies,
-        "params": (
-            params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
-        ).model_dump(),
+        "method": params.planned(clip_frames, temporal_compression).strategies,
+        "params": params.planned(clip_frames, temporal_compression).model_dump(),
         "clip_frames": clip_frames,
         "scenes": [
             {

@@ -146,6 +146,7 @@ class ExtensionStep(ToolStep):
 
     clips: list[dict[str, Any]] | None = None
     method: str | None = None
+    mode: str | None = None  # extension_mode: vidrd, vidrd-literal, artv or independent
     params: dict[str, Any] | None = None
     num_clips: int | None = None
     estimated_seconds: float | None = None

@@ -12,7 +12,9 @@ Three formats, chosen by the file's suffix:
           image: start.png        # optional, relative to the storyboard's folder
 
   A scene may also be a bare string (the prompt); ``frames`` defaults to one
-  clip.
+  clip. A top-level ``extension:`` (``vidrd``, ``vidrd-literal``, ``artv``,
+  ``independent``) picks how clips and scenes continue, as ``--extension``
+  does (the flag wins over the file, the file over environment and config).
 * anything else is plain text: one scene per line, default length; blank
   lines and lines starting with ``#`` are skipped.
 
@@ -31,6 +33,7 @@ from agent.state import SceneRequest
 from reelgraph.errors import ReelgraphError
 
 SCENE_KEYS = {"prompt", "frames", "image"}
+STORYBOARD_KEYS = {"scenes", "extension"}
 EXAMPLE = "scenes: [{prompt: 'a red ball rolls to the right', frames: 16}, {prompt: 'the red ball bounces'}]"
 
 
@@ -127,16 +130,36 @@ def _scene(number: int, entry: Any, folder: Path) -> SceneRequest:
 
 def parse_storyboard(path: str | Path, max_frames: int | None = None) -> list[SceneRequest]:
     """Read a storyboard file into scenes; refuse empty scenes, bad lengths and videos over ``max_frames``."""
+    return read_storyboard(path, max_frames)[0]
+
+
+def _extension(path: Path, data: Any) -> str | None:
+    from reelgraph.settings import EXTENSION_MODES
+
+    value = data.get("extension") if isinstance(data, dict) else None
+    if value is not None and value not in EXTENSION_MODES:
+        raise ReelgraphError(
+            f"Storyboard {str(path)!r} has extension: {value!r}, which is not a method.",
+            fix=f"write extension: one of {', '.join(EXTENSION_MODES)} (or leave it out for the settings').",
+        )
+    return value
+
+
+def read_storyboard(path: str | Path, max_frames: int | None = None) -> tuple[list[SceneRequest], str | None]:
+    """The storyboard's scenes (:func:`parse_storyboard`) and its ``extension:`` (``None`` when not given)."""
     path = Path(path)
     text = _read_text(path)
+    extension = None
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         data = _parse_structured(path, text)
         entries = data.get("scenes") if isinstance(data, dict) else data
-        if isinstance(data, dict) and set(data) - {"scenes"}:
+        if isinstance(data, dict) and set(data) - STORYBOARD_KEYS:
             raise ReelgraphError(
-                f"Storyboard {str(path)!r} has unknown keys: {', '.join(sorted(map(str, set(data) - {'scenes'})))}.",
+                f"Storyboard {str(path)!r} has unknown keys: "
+                f"{', '.join(sorted(map(str, set(data) - STORYBOARD_KEYS)))}.",
                 fix=f"write it like {EXAMPLE}.",
             )
+        extension = _extension(path, data)
         if not isinstance(entries, list):
             raise ReelgraphError(
                 f"Storyboard {str(path)!r} has no list of scenes.", fix=f"write it like {EXAMPLE}."
@@ -162,4 +185,4 @@ def parse_storyboard_data(
             f"{where} asks for {total} frames; the limit is {max_frames}.",
             fix="shorten its scenes, or raise max_video_frames (config or REELGRAPH_MAX_VIDEO_FRAMES).",
         )
-    return scenes
+    return scenes, extension

@@ -5,8 +5,10 @@ record it. The sampling itself is :mod:`generation.extension`.
 
 A scene of ``F`` frames is made of clips of ``N`` frames, the model's clip
 length. With VidRD (§4.3), clip ``i >= 1`` takes its first ``M`` frames, the
-*prompt frames*, from the last ``M`` frames of clip ``i - 1`` (reversed,
-eq. 6-8). Two joins are offered:
+*prompt frames*, from the last ``M`` frames of clip ``i - 1``: in forward time
+(``mode="vidrd"``, frame ``j`` continues frame ``N-M+j``) or reversed as eq. 6-8
+are printed (``mode="vidrd-literal"``, frame ``j`` mirrors frame ``N-1-j``).
+Two joins are offered:
 
 * ``keep="all"``: every clip contributes all ``N`` frames, as VidRD's own
   implementation concatenates clips; the prompt frames are new frames that
@@ -17,7 +19,9 @@ eq. 6-8). Two joins are offered:
   are not shown twice.
 
 ``mode="independent"`` is the baseline: every clip from its own Gaussian
-noise, all ``N`` frames kept, joined end to end.
+noise, all ``N`` frames kept, joined end to end. ``mode="artv"`` names ART-V's
+trained continuation network (masked diffusion); no sampler runs it yet, so
+the plan refuses it (:func:`artv_refusal`).
 """
 
 from __future__ import annotations
@@ -35,12 +39,38 @@ extension from the last clip of this scene or of the scene before (a change
 of prompt); ``image``: prompt frames encoded from the user's image."""
 
 
+ExtensionMode = Literal["vidrd", "vidrd-literal", "artv", "independent"]
+
+EXTENSION_MODES: dict[str, str] = {
+    "vidrd": "VidRD keeping direction: the prompt frames continue the previous clip's last frames "
+    "in forward time",
+    "vidrd-literal": "VidRD as eq. 6-8 are printed: the prompt frames mirror the previous clip's last "
+    "frames (reversed order)",
+    "artv": "ART-V: a continuation network trained with masked diffusion takes the last frames",
+    "independent": "independent clips joined end to end (no extension)",
+}
+"""Every ``extension_mode`` (the ``--extension`` flag, the storyboard's ``extension:`` key) and what it does."""
+
+
+def artv_refusal(conditioning_frames: bool) -> str:
+    """Why ``extension_mode="artv"`` cannot run on a model (it never can yet; the reason says which part is missing)."""
+    if not conditioning_frames:
+        return (
+            "the model has no continuation network: ART-V's masked diffusion needs a model trained to take "
+            'conditioning frames with a mask (its reelgraph.json declares "conditioning_frames": true)'
+        )
+    return (
+        "the model declares conditioning frames, but reelgraph has no ART-V sampler yet (masked "
+        "conditioning, anchor frame and noise augmentation of issue 18, item 2, are not built)"
+    )
+
+
 class ExtensionParams(BaseModel):
     """How clips after the first are made (VidRD §4.3); ``prompt_frames`` unset means ``N // 2``."""
 
     model_config = ConfigDict(frozen=True)
 
-    mode: Literal["vidrd", "independent"] = "vidrd"
+    mode: ExtensionMode = "vidrd"
     pns: bool = True
     dsg: bool = True
     prompt_frames: int | None = Field(None, ge=1)
@@ -72,9 +102,6 @@ class ExtensionParams(BaseModel):
                     fix=f"set extension_prompt_frames to {below} or {below + r}.",
                 )
             m = below
-        # On a causal video VAE the prompt latents are held at every step (generation.flow_extension),
-        # so DSG's staged release (VidRD eq. 8) does not run there: say so in the parameters.
-        dsg = self.dsg and r == 1
         if m >= clip_frames:
             raise ReelgraphError(
                 f"{m} prompt frames do not fit in clips of {clip_frames} frames.",
@@ -82,26 +109,42 @@ class ExtensionParams(BaseModel):
                 "smaller than the clip length N.",
                 fix=f"set extension_prompt_frames between 1 and {clip_frames - 1} (VidRD's default is N/2).",
             )
-        return self.model_copy(update={"prompt_frames": m, "dsg": dsg})
+        return self.model_copy(update={"prompt_frames": m})
+
+    @property
+    def reuses_clips(self) -> bool:
+        """Whether a clip starts from the previous clip's hand-off (the two VidRD readings)."""
+        return self.mode in ("vidrd", "vidrd-literal")
+
+    @property
+    def forward(self) -> bool:
+        """Whether the prompt frames continue the previous clip in forward time (not eq. 6-8's reversal)."""
+        return self.mode == "vidrd"
+
+    def planned(self, clip_frames: int, temporal_compression: int = 1) -> ExtensionParams:
+        """:meth:`resolved` for the VidRD readings; the parameters as they are otherwise."""
+        return self.resolved(clip_frames, temporal_compression) if self.reuses_clips else self
 
     @property
     def strategies(self) -> str:
-        """``FNR``, ``FNR+PNS``, ``FNR+PNS+DSG`` ... or ``independent``."""
-        if self.mode == "independent":
-            return "independent"
-        return "+".join(["FNR", *(["PNS"] if self.pns else []), *(["DSG"] if self.dsg else [])])
+        """``FNR``, ``FNR+PNS``, ``FNR+PNS+DSG`` (``, literal`` for eq. 6-8 as printed), ``artv`` or ``independent``."""
+        if not self.reuses_clips:
+            return self.mode
+        joined = "+".join(["FNR", *(["PNS"] if self.pns else []), *(["DSG"] if self.dsg else [])])
+        return joined if self.forward else f"{joined}, literal"
 
     def new_frames(self, clip_frames: int, temporal_compression: int = 1) -> int:
         """Frames an extension clip adds to the video."""
-        if self.mode == "independent" or self.keep == "all":
+        if not self.reuses_clips or self.keep == "all":
             return clip_frames
         return clip_frames - self.resolved(clip_frames, temporal_compression).prompt_frames
 
     def describe(self, clip_frames: int, temporal_compression: int = 1) -> str:
-        if self.mode == "independent":
-            return "independent clips joined end to end (no extension)"
+        if not self.reuses_clips:
+            return EXTENSION_MODES[self.mode]
         p = self.resolved(clip_frames, temporal_compression)
-        parts = [f"VidRD {self.strategies}", f"M={p.prompt_frames}"]
+        reading = "in forward time" if self.forward else "reversed as eq. 6-8 are printed"
+        parts = [f"VidRD {self.strategies}", f"prompt frames {reading}", f"M={p.prompt_frames}"]
         if self.pns:
             parts.append(f"α={p.alpha:g}")
         if self.dsg:
@@ -171,13 +214,13 @@ def plan_scene_clips(
         return [
             ClipSlot(index=0, seed=scene_seed, num_frames=num_frames, start="noise", kept=(0, num_frames))
         ]
-    params = params.resolved(clip_frames, temporal_compression) if params.mode == "vidrd" else params
+    params = params.planned(clip_frames, temporal_compression)
     slots: list[ClipSlot] = []
     remaining = num_frames
     while remaining > 0:
         index = len(slots)
         start: ClipStartKind = first_start if index == 0 else "previous_clip"
-        if params.mode == "independent" and start in ("previous_clip", "previous_scene"):
+        if not params.reuses_clips and start in ("previous_clip", "previous_scene"):
             start = "noise"
         if start in ("previous_clip", "previous_scene") and params.keep == "new":
             first = params.prompt_frames

@@ -9,13 +9,30 @@ paper's ``t`` counts them down, ``t = S, S-1, ..., 1``, and step ``t`` turns
 initial noise ``z_T``, entry ``S`` is ``z_0``), which is what
 ``latents_hook(step=k, ...)`` sees.
 
-* Frame-level Noise Reversion, eq. 6: ``z_T^{i,j} = z_T^{i-1,N-j-1}``.
-* Past-dependent Noise Sampling, eq. 7: prompt frames ``j < M`` as in eq. 6;
-  the others ``α/√(1+α²) z_T^{i-1,N-j-1} + ε^{i,j}``, ``ε ~ N(0, I/(1+α²))``.
-* Denoising with Staged Guidance, eq. 8: the output ``z_{t-1}^{i,j}`` of step
-  ``t`` is replaced by clip ``i - 1``'s ``z_{t-1}^{i-1,N-j-1}`` while
-  ``t > (1-β)S + βSj/M``. In entries: frame ``j`` takes the previous clip's
-  entry ``k`` for ``1 <= k <= guided_step_count(j)``.
+Two readings (``ExtensionParams.mode``; docs/long-videos.md says why):
+
+* ``vidrd-literal``, the equations as printed (and as VidRD's code runs them):
+
+  * Frame-level Noise Reversion, eq. 6: ``z_T^{i,j} = z_T^{i-1,N-j-1}``.
+  * Past-dependent Noise Sampling, eq. 7: prompt frames ``j < M`` as in eq. 6;
+    the others ``α/√(1+α²) z_T^{i-1,N-j-1} + ε^{i,j}``, ``ε ~ N(0, I/(1+α²))``.
+  * Denoising with Staged Guidance, eq. 8: the output ``z_{t-1}^{i,j}`` of step
+    ``t`` is replaced by clip ``i - 1``'s ``z_{t-1}^{i-1,N-j-1}`` while
+    ``t > (1-β)S + βSj/M``. In entries: frame ``j`` takes the previous clip's
+    entry ``k`` for ``1 <= k <= guided_step_count(j)``.
+
+  Frame ``j`` of clip ``i`` mirrors frame ``N-1-j`` of clip ``i-1``: after the
+  join the video plays the previous clip's end backwards.
+
+* ``vidrd`` (keeping direction): the same reuse in forward time. Source frame
+  ``s(j) = N-M+j`` replaces ``N-j-1`` everywhere: the noise is the previous
+  clip's noise rotated by ``M`` frames (``z_T^{i,j} = z_T^{i-1,(j+N-M) mod N}``,
+  eq. 6'), PNS mixes that with ``α`` (eq. 7'), and DSG copies frame ``N-M+j``
+  into frame ``j``. Staged guidance keeps its order *by distance from the
+  join*: the previous clip's frame ``N-1-d`` is guided for
+  ``guided_step_count(d)`` steps in both readings; it lands in frame ``d``
+  (literal) or ``M-1-d`` (forward), so the prompt frame next to the new
+  frames is held longest (eq. 8').
 
 VidRD's released code applies the replacement to the *input* of step ``t``
 under the same inequality, one step later than eq. 8 as printed; we follow
@@ -57,10 +74,36 @@ def reverted_noise(previous_initial: torch.Tensor) -> torch.Tensor:
     return previous_initial.flip(2)
 
 
+def rotated_noise(previous_initial: torch.Tensor, num_prompt_frames: int) -> torch.Tensor:
+    """FNR keeping direction (eq. 6'): ``z_T^{i,j} = z_T^{i-1,(j+N-M) mod N}``.
+
+    The prompt frames ``j < M`` get the noise of the frames they continue
+    (``N-M .. N-1``, in order); the new frames ``j >= M`` reuse the rest of the
+    previous clip's noise, also in order. Every frame's noise is reused once,
+    as in eq. 6.
+
+    Args:
+        previous_initial: ``z_T^{i-1}``, ``(B, C, N, h, w)``.
+        num_prompt_frames: ``M``.
+    """
+    return previous_initial.roll(shifts=num_prompt_frames, dims=2)
+
+
+def reused_noise(previous_initial: torch.Tensor, num_prompt_frames: int, forward: bool) -> torch.Tensor:
+    """The previous clip's noise in this clip's frame order: eq. 6' (``forward``) or eq. 6."""
+    if forward:
+        return rotated_noise(previous_initial, num_prompt_frames)
+    return reverted_noise(previous_initial)
+
+
 def past_dependent_noise(
-    previous_initial: torch.Tensor, fresh: torch.Tensor, num_prompt_frames: int, alpha: float
+    previous_initial: torch.Tensor,
+    fresh: torch.Tensor,
+    num_prompt_frames: int,
+    alpha: float,
+    forward: bool = False,
 ) -> torch.Tensor:
-    """Past-dependent Noise Sampling, VidRD eq. 7.
+    """Past-dependent Noise Sampling, VidRD eq. 7 (``forward``: eq. 7', on the rotated noise).
 
     ``z_T^{i,j} = z_T^{i-1,N-j-1}`` for the prompt frames ``j < M``, and
     ``α/√(1+α²) · z_T^{i-1,N-j-1} + ε^{i,j}`` for ``j >= M``, with
@@ -73,8 +116,9 @@ def past_dependent_noise(
         fresh: standard normal noise ``(B, C, N, h, w)`` (its first ``M`` frames are not used).
         num_prompt_frames: ``M``.
         alpha: ``α >= 0``.
+        forward: mix the rotated noise (:func:`rotated_noise`) instead of the reversed one.
     """
-    reverted = reverted_noise(previous_initial)
+    reverted = reused_noise(previous_initial, num_prompt_frames, forward)
     norm = math.sqrt(1.0 + alpha * alpha)
     mixed = (alpha / norm) * reverted + fresh.to(reverted.dtype) / norm
     m = num_prompt_frames
@@ -107,10 +151,34 @@ def guidance_schedule(num_prompt_frames: int, beta: float, num_steps: int) -> li
     return [guided_step_count(j, num_prompt_frames, beta, num_steps) for j in range(num_prompt_frames)]
 
 
+def guided_frames(entry: int, schedule: list[int], forward: bool = False) -> list[tuple[int, int]]:
+    """``(frame j of this clip, index into the previous clip's last M frames)`` replaced at ``entry`` ``k``.
+
+    ``schedule[d]`` counts the guided steps of the previous clip's frame
+    ``N-1-d`` (index ``M-1-d`` of its tail), the ``d``-th from the join. It
+    lands in frame ``d`` (eq. 8, reversed) or frame ``M-1-d`` (eq. 8',
+    ``forward``: frame ``j`` takes the previous frame ``N-M+j``).
+    """
+    m = len(schedule)
+    pairs = []
+    for d, count in enumerate(schedule):
+        if 1 <= entry <= count:
+            source = m - 1 - d
+            pairs.append((source if forward else d, source))
+    return sorted(pairs)
+
+
 def staged_guidance(
-    latents: torch.Tensor, previous_tail: torch.Tensor, entry: int, schedule: list[int]
+    latents: torch.Tensor,
+    previous_tail: torch.Tensor,
+    entry: int,
+    schedule: list[int],
+    forward: bool = False,
 ) -> torch.Tensor:
     """Apply VidRD eq. 8 at ``entry`` ``k``: frame ``j`` takes ``z^{i-1,N-j-1}`` when ``1 <= k <= schedule[j]``.
+
+    With ``forward`` (eq. 8'), frame ``j`` takes ``z^{i-1,N-M+j}`` when
+    ``1 <= k <= schedule[M-1-j]`` (:func:`guided_frames`).
 
     Args:
         latents: this clip's entry ``k``, ``(B, C, N, h, w)``.
@@ -121,13 +189,12 @@ def staged_guidance(
     Returns:
         The latents with the guided frames replaced (a new tensor when any is).
     """
-    guided = [j for j, count in enumerate(schedule) if 1 <= entry <= count]
-    if not guided:
+    pairs = guided_frames(entry, schedule, forward)
+    if not pairs:
         return latents
-    m = previous_tail.shape[2]
     out = latents.clone()
-    for j in guided:
-        out[:, :, j] = previous_tail[:, :, m - 1 - j].to(latents.dtype)  # frame N-1-j of the previous clip
+    for j, source in pairs:
+        out[:, :, j] = previous_tail[:, :, source].to(latents.dtype)
     return out
 
 
@@ -226,9 +293,14 @@ class ClipConditioning:
     ):
         if params.prompt_frames is None:
             raise ValueError("resolve the extension parameters for the clip length first")
+        if params.mode == "artv":
+            raise ValueError(
+                "extension_mode 'artv' has no sampler here; the plan refuses it (clip_plan.artv_refusal)"
+            )
         self.params = params
         self.num_steps = num_steps
-        self.previous = previous if params.mode == "vidrd" else None
+        self.previous = previous if params.reuses_clips else None
+        self.forward = params.forward
         self.schedule = guidance_schedule(params.prompt_frames, params.beta, num_steps) if params.dsg else []
         # Entries the next clip's DSG will read: 0 .. K, K = guided steps of frame 0.
         self.entries_needed = (self.schedule[0] if self.schedule else 0) + 1
@@ -252,7 +324,7 @@ class ClipConditioning:
             if any(entry <= count for count in self.schedule):
                 raise ValueError(f"the previous clip recorded no entry {entry} for staged guidance")
             return latents
-        return staged_guidance(latents, self.previous.tail[entry], entry, self.schedule)
+        return staged_guidance(latents, self.previous.tail[entry], entry, self.schedule, self.forward)
 
     def _record(self, entry: int, latents: torch.Tensor) -> None:
         if self.record and entry < self.entries_needed:
@@ -295,9 +367,10 @@ def compose_hooks(*hooks: LatentsHook | None) -> LatentsHook | None:
 
 def vidrd_initial(previous, fresh: torch.Tensor, m: int, params) -> torch.Tensor:
     """A clip's initial latents ``(B, C, F, h, w)``: ``fresh`` (eq. 5) without a previous clip, else
-    past-dependent noise (PNS, eq. 7) or the previous clip's reverted noise (FNR, eq. 6)."""
+    past-dependent noise (PNS, eq. 7 / 7') or the previous clip's reused noise (FNR, eq. 6 / 6');
+    the primed equations when ``params.forward``."""
     if previous is None:
         return fresh
     if params.pns:
-        return past_dependent_noise(previous.initial, fresh, m, params.alpha)
-    return reverted_noise(previous.initial).to(fresh.dtype)
+        return past_dependent_noise(previous.initial, fresh, m, params.alpha, params.forward)
+    return reused_noise(previous.initial, m, params.forward).to(fresh.dtype)

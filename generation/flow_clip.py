@@ -149,8 +149,8 @@ def sample_flow_clip(
     ONA noise reads the pool video's inversion from ``inversions`` (inverting
     it once on a miss, then caching it), as on the DDIM path. ``extension``
     (a :class:`~generation.clip_plan.ClipStartSpec`) makes the clip part of a
-    long video: VidRD eq. 6-7 noise and the previous clip's last latent frames
-    held at every step (:class:`~generation.flow_extension.FlowClipExtension`).
+    long video: VidRD's noise reuse and staged guidance over latent frames, in
+    forward time or as printed (:class:`~generation.flow_extension.FlowClipExtension`).
     """
 
     for method in methods_asked(request, extension):

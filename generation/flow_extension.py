@@ -11,20 +11,20 @@ latent frames: the last ``m`` latent frames of clip ``i − 1`` become the first
 ``keep="new"`` an extension clip then adds ``N − M`` video frames (8 for
 ``N = 13``): a 25-frame scene is clips of 13, +8 and +4 kept frames.
 
-What runs, in latent frames ``j`` of ``n``:
+What runs, in latent frames ``j`` of ``n`` (the UNet path's equations,
+generation.extension, with latent frames for frames):
 
-* the initial noise: Frame-level Noise Reversion (eq. 6,
-  ``z_1^{i,j} = z_1^{i-1,n-j-1}``), or with PNS eq. 7 (``α``) for ``j >= m``;
-* the prompt frames ``j < m`` are *held*: at every entry ``k = 0 .. S``
-  (the input of each step and the final output) they are replaced by clip
-  ``i − 1``'s latent frame ``n − m + j`` at the same entry, in order, so
-  clip ``i`` starts exactly where clip ``i − 1`` ended and the join is exact
-  (the "FNR-style" replacement of the flow port). This is VidRD eq. 8 with
-  every prompt frame guided to the end and without the reversal; its staged
-  release by ``β`` is not applied on the flow path (recorded in the
-  manifest as ``"held": "every step"``), because a released latent frame
-  would decode to ``r`` new video frames in place of the ones ``keep="new"``
-  drops.
+* the initial noise: FNR, eq. 6' in forward time (``mode="vidrd"``:
+  ``z_1^{i,j} = z_1^{i-1,(j+n-m) mod n}``) or eq. 6 as printed
+  (``vidrd-literal``: ``z_1^{i-1,n-j-1}``), with PNS eq. 7' / 7 (``α``) for
+  ``j >= m``;
+* staged guidance (DSG, eq. 8' / 8) over latent frames: the previous clip's
+  latent frame ``n-1-d`` (the ``d``-th from the join) replaces latent frame
+  ``m-1-d`` (forward) or ``d`` (literal) at entries ``1 .. g_d``, with
+  ``g_d = guided_step_count(d, m, β, S)``, entry ``S`` being the clean
+  latents. In forward time the prompt latent frames are the overlap that
+  ``keep="new"`` drops, so the video shows clip ``i-1``'s last frame and then
+  clip ``i``'s frame ``M``, which the model made next to a copy of it.
 
 Image to video (``--image``): latent frame 0 is the image's Wan VAE latents
 ``z_img`` (:func:`generation.long_video.encode_image`), held at every entry on
@@ -35,6 +35,10 @@ video frame. The other latent frames are sampled freely around it.
 A hand-off (:class:`generation.extension.PromptFrames`) is clip ``i − 1``'s
 initial noise and its last ``m`` latent frames at entries ``0 .. S``:
 ``(S + 1, B, C, m, h, w)``.
+
+Before issue 18 this path held the prompt latent frames in forward order at
+every entry (no ``β``) on reversed noise for the new frames; ``β = 1`` now
+holds the latent frame next to the join to the end, the others less.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from pathlib import Path
 import torch
 
 from generation.clip_plan import ClipStartSpec
-from generation.extension import PromptFrames, vidrd_initial
+from generation.extension import PromptFrames, guidance_schedule, staged_guidance, vidrd_initial
 from generation.families import Family
 from reelgraph.errors import ReelgraphError
 
@@ -85,8 +89,13 @@ class FlowClipExtension:
         self.spec = spec
         self.num_steps = num_steps
         self.m = prompt_latent_frames(family, int(self.params.prompt_frames))
+        self.forward = self.params.forward
+        # DSG over latent frames: schedule[d] = guided steps of the previous clip's latent frame n-1-d.
+        self.schedule = guidance_schedule(self.m, self.params.beta, num_steps) if self.params.dsg else []
         self.previous: PromptFrames | None = None
-        if spec.start in ("previous_clip", "previous_scene") and self.params.mode == "vidrd":
+        if self.params.mode == "artv":
+            raise ValueError("extension_mode 'artv' has no sampler here; the plan refuses it")
+        if spec.start in ("previous_clip", "previous_scene") and self.params.reuses_clips:
             if spec.previous_path is None:
                 raise ValueError(
                     f"a clip starting from the {spec.start.replace('_', ' ')} needs its hand-off"
@@ -119,7 +128,9 @@ class FlowClipExtension:
     def _hold(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
         if self.previous is None:
             return latents
-        held = self.previous.tail[entry]  # (B, C, m, h, w), or (B, C, 1, h, w) for an image
+        if self.image is None:  # a previous clip: staged guidance, eq. 8' (forward) or eq. 8
+            return staged_guidance(latents, self.previous.tail[entry], entry, self.schedule, self.forward)
+        held = self.previous.tail[entry]  # (B, C, 1, h, w): the image on the flow path, every entry
         out = latents.clone()
         out[:, :, : held.shape[2]] = held.to(latents)
         return out
@@ -157,5 +168,16 @@ class FlowClipExtension:
             "noise": ("FNR+PNS" if self.params.pns else "FNR")
             if self.previous is not None and self.image is None
             else "fresh",
-            "held": "every step" if self.previous is not None else "none",
+            "held": self._held(),
         }
+
+    def _held(self) -> str:
+        if self.previous is None:
+            return "none"
+        if self.image is not None:
+            return "every step"
+        if not self.schedule:
+            return "none (DSG off)"
+        order = "in forward time" if self.forward else "reversed (eq. 8 as printed)"
+        steps = ", ".join(str(count) for count in self.schedule)
+        return f"staged, {order}: latent frames from the join guided {steps} of {self.num_steps} steps"

@@ -63,9 +63,9 @@ class ClipSetup:
         """Read what the clip starts from. ``fresh`` is the clip's standard normal draw ``(1, C, N, h, w)``."""
         params = spec.params.resolved(fresh.shape[2])
         if spec.start == "image":
-            params = params.model_copy(
-                update={"mode": "vidrd"}
-            )  # an image always prompts, even for the baseline
+            # An image always prompts, even for the baseline. A still image has no direction to keep:
+            # frame 0 is the image and is held longest (eq. 8's order), in either VidRD reading.
+            params = params.model_copy(update={"mode": "vidrd-literal"})
         previous = None
         if spec.start in ("previous_clip", "previous_scene"):
             if spec.previous_path is None:

@@ -61,6 +61,9 @@ class ModelInfo:
     unsupported: dict[str, str] | None = None
     # A causal 3-D VAE's time compression r: clips have k·r + 1 frames (Wan: 4). None: any count.
     temporal_compression: int | None = None
+    # The denoiser takes conditioning frames with a mask (a continuation network, ART-V's masked
+    # diffusion): reelgraph.json's "conditioning_frames". False is left out of to_dict().
+    conditioning_frames: bool = False
 
     def frames_for(self, num_frames: int) -> int:
         """The clip length this model can make for ``num_frames``: the next ``k·r + 1`` (never fewer)."""
@@ -76,7 +79,17 @@ class ModelInfo:
         for key in ("family", "flow_shift", "unsupported", "temporal_compression"):
             if data[key] is None:
                 del data[key]
+        if not data["conditioning_frames"]:
+            del data["conditioning_frames"]  # the manifests of models without one stay as they were
         return data
+
+
+def declares_conditioning_frames(extra: dict) -> bool:
+    """``reelgraph.json``'s ``"conditioning_frames"`` (default false), refused unless a JSON boolean."""
+    value = extra.get("conditioning_frames", False)
+    if not isinstance(value, bool):
+        raise ValueError(f'reelgraph.json "conditioning_frames" must be true or false, not {value!r}')
+    return value
 
 
 def _read_json(path: Path) -> dict:
@@ -214,6 +227,7 @@ def _read_model_info(folder: Path, model_id: str | None, hash_memo: Path | None)
         unet_max_channels=int(max(unet_config.get("block_out_channels", [320]))),
         latent_channels=int(unet_config.get("in_channels", 4)),
         vae_scale_factor=vae_scale,
+        conditioning_frames=declares_conditioning_frames(extra),
         **family_fields,
     )
 

@@ -35,6 +35,10 @@ ENV_FALLBACKS = {"llm_base_url": "OPENAI_BASE_URL", "llm_api_key": "OPENAI_API_K
 Source = Literal["default", "config", "env", "cli"]
 
 
+EXTENSION_MODES = ("vidrd", "vidrd-literal", "artv", "independent")
+"""``extension_mode`` values (``--extension``; ``generation.clip_plan.EXTENSION_MODES`` says what each does)."""
+
+
 class Settings(BaseModel):
     """Every knob of a run. Field descriptions are shown by ``config show``."""
 
@@ -60,8 +64,10 @@ class Settings(BaseModel):
     negative_prompt: str = Field("", description="text to steer away from (the unconditional context)")
     seed: int | None = Field(None, ge=0, description="base seed; unset: drawn at random and recorded")
     # -- long videos (VidRD §4.3; docs/long-videos.md) ------------------------------------
-    extension_mode: Literal["vidrd", "independent"] = Field(
-        "vidrd", description="clips after the first: VidRD extension, or independent clips joined end to end"
+    extension_mode: Literal[EXTENSION_MODES] = Field(
+        "vidrd",
+        description="clips after the first (--extension): vidrd (VidRD keeping direction), vidrd-literal "
+        "(eq. 6-8 as printed, reversed prompt frames), artv (needs a continuation network), independent",
     )
     extension_pns: bool = Field(True, description="VidRD past-dependent noise sampling (eq. 7) on top of FNR")
     extension_dsg: bool = Field(True, description="VidRD denoising with staged guidance (eq. 8)")

@@ -19,9 +19,11 @@ from generation.extension import (
     ClipConditioning,
     PromptFrames,
     guidance_schedule,
+    guided_frames,
     guided_step_count,
     past_dependent_noise,
     reverted_noise,
+    rotated_noise,
     staged_guidance,
 )
 from generation.sampling import sample_ddim
@@ -122,7 +124,7 @@ def _previous_clip(entries: int, seed: int = 5) -> PromptFrames:
 
 @pytest.mark.parametrize("beta", [0.4, 1.0])
 def test_dsg_replaces_exactly_the_frames_and_steps_of_eq_8(beta):
-    params = ExtensionParams(prompt_frames=M, beta=beta, alpha=4.0)
+    params = ExtensionParams(mode="vidrd-literal", prompt_frames=M, beta=beta, alpha=4.0)
     schedule = guidance_schedule(M, beta, S)
     previous = _previous_clip(schedule[0] + 1)
     conditioning = ClipConditioning(params, S, previous=previous)
@@ -157,7 +159,9 @@ def test_dsg_replaces_exactly_the_frames_and_steps_of_eq_8(beta):
 def test_dsg_off_and_fnr_only_leave_sampling_alone():
     previous = _previous_clip(1)
     fresh = torch.randn(SHAPE, generator=generator(7))
-    fnr = ClipConditioning(ExtensionParams(prompt_frames=M, pns=False, dsg=False), S, previous=previous)
+    fnr = ClipConditioning(
+        ExtensionParams(mode="vidrd-literal", prompt_frames=M, pns=False, dsg=False), S, previous=previous
+    )
     z_t = fnr.initial_latents(fresh)
     assert torch.equal(z_t, previous.initial.flip(2))
     assert fnr.hook(3, 500, z_t) is z_t
@@ -192,7 +196,7 @@ def test_handoff_is_the_last_m_frames_after_replacement_at_the_guided_entries():
 def test_prompt_frames_longer_than_half_a_clip_record_their_own_replacements():
     # M > N/2: the last M frames include prompt frames, whose recorded values are the replaced ones.
     m = 4
-    params = ExtensionParams(prompt_frames=m, beta=1.0)
+    params = ExtensionParams(mode="vidrd-literal", prompt_frames=m, beta=1.0)
     schedule = guidance_schedule(m, 1.0, S)
     initial = torch.randn(SHAPE, generator=generator(9))
     tail = torch.full((schedule[0] + 1, 1, 2, m, 3, 3), 7.0)
@@ -234,7 +238,9 @@ def test_image_held_to_the_end_comes_out_exactly():
     frames = PromptFrames.from_image(
         image, virtual, M, [int(t) for t in sched.timesteps], sched.add_noise, entries=S + 1
     )
-    conditioning = ClipConditioning(ExtensionParams(prompt_frames=M, beta=1.0), S, previous=frames)
+    conditioning = ClipConditioning(
+        ExtensionParams(mode="vidrd-literal", prompt_frames=M, beta=1.0), S, previous=frames
+    )
     z0 = conditioning.finish(
         sample_ddim(
             RecordingDenoiser(),
@@ -247,3 +253,108 @@ def test_image_held_to_the_end_comes_out_exactly():
         )
     )
     assert torch.equal(z0[:, :, 0], image[:, :, 0])
+
+
+# --- VidRD keeping direction (issue 18): eq. 6'-8', frame j continues frame N-M+j -------------
+
+
+def test_rotated_noise_continues_the_previous_clips_last_frames_in_order():
+    previous = torch.randn(SHAPE, generator=generator(20))
+    rotated = rotated_noise(previous, M)
+    for j in range(N):
+        assert torch.equal(rotated[:, :, j], previous[:, :, (j + N - M) % N])  # eq. 6'
+    fresh = torch.randn(SHAPE, generator=generator(21))
+    mixed = past_dependent_noise(previous, fresh, M, 4.0, forward=True)  # eq. 7'
+    assert torch.equal(mixed[:, :, :M], previous[:, :, N - M :])
+    norm = math.sqrt(1 + 16.0)
+    assert torch.allclose(mixed[:, :, M:], (4.0 * previous[:, :, : N - M] + fresh[:, :, M:]) / norm)
+
+
+@pytest.mark.parametrize("beta", [0.4, 1.0])
+def test_forward_dsg_copies_frame_n_minus_m_plus_j_by_distance_from_the_join(beta):
+    """The instrumented denoiser records what every frame received at every step: frame j < M holds the
+    previous clip's frame N-M+j (forward time), for the steps eq. 8 gives the frame at distance
+    M-1-j from the join, and nowhere else; no frame ever holds a reversed source."""
+    params = ExtensionParams(mode="vidrd", prompt_frames=M, beta=beta, alpha=4.0)
+    schedule = guidance_schedule(M, beta, S)
+    previous = _previous_clip(schedule[0] + 1)
+    conditioning = ClipConditioning(params, S, previous=previous)
+    denoiser = RecordingDenoiser()
+    z0 = conditioning.finish(
+        sample_ddim(
+            denoiser,
+            scheduler(),
+            conditioning.initial_latents(torch.randn(SHAPE, generator=generator(22))),
+            torch.zeros(1, 4, 8),
+            num_inference_steps=S,
+            guidance_scale=1.0,
+            latents_hook=conditioning.hook,
+        )
+    )
+    for j in range(M):  # entry 0: eq. 7' gives frame j the noise of frame N-M+j
+        assert torch.equal(denoiser.inputs[0][:, :, j], previous.initial[:, :, N - M + j])
+    b = Fraction(beta).limit_denominator(10**6)
+    guided_anywhere = set()
+    for k in range(1, S + 1):
+        latents = denoiser.inputs[k] if k < S else z0
+        t = S - k + 1
+        for j in range(N):
+            d = M - 1 - j  # distance from the join
+            replaced = j < M and t > (1 - b) * S + b * S * Fraction(d, M)
+            forward_source = 1000.0 + 10.0 * k + j  # tail index j = the previous clip's frame N-M+j
+            assert bool(torch.all(latents[:, :, j] == forward_source)) == replaced, (k, j)
+            for f in range(M):
+                if f != j:  # never another prompt frame's source (the reversal would put M-1-j here)
+                    assert not torch.all(latents[:, :, j] == 1000.0 + 10.0 * k + f), (k, j, f)
+            if replaced:
+                guided_anywhere.add(j)
+    assert guided_anywhere == set(range(M)) if beta == 1.0 else M - 1 in guided_anywhere
+    # the frame next to the new ones (j = M-1, the previous clip's last frame) is held longest
+    assert guided_frames(schedule[0], schedule, forward=True)[-1] == (M - 1, M - 1)
+
+
+def test_two_forward_clips_join_in_order():
+    """Clip 1 made after clip 0 with β = 1: its frame M-1 ends as clip 0's last frame exactly (held to the
+    end), and its prompt frames received clip 0's frames N-M .. N-1 in order at the first step."""
+    params = ExtensionParams(mode="vidrd", prompt_frames=M, beta=1.0)
+    first = ClipConditioning(params, S)
+    z0_first = first.finish(
+        sample_ddim(
+            RecordingDenoiser(),
+            scheduler(),
+            first.initial_latents(torch.randn(SHAPE, generator=generator(23))),
+            torch.zeros(1, 4, 8),
+            num_inference_steps=S,
+            guidance_scale=1.0,
+            latents_hook=first.hook,
+        )
+    )
+    second = ClipConditioning(params, S, previous=first.handoff())
+    denoiser = RecordingDenoiser()
+    z0_second = second.finish(
+        sample_ddim(
+            denoiser,
+            scheduler(),
+            second.initial_latents(torch.randn(SHAPE, generator=generator(24))),
+            torch.zeros(1, 4, 8),
+            num_inference_steps=S,
+            guidance_scale=1.0,
+            latents_hook=second.hook,
+        )
+    )
+    assert torch.equal(z0_second[:, :, M - 1], z0_first[:, :, N - 1])
+    assert not torch.equal(z0_second[:, :, 0], z0_first[:, :, N - 1])  # the literal reading's frame 0
+
+
+def test_literal_reading_is_the_old_reversed_order():
+    """``vidrd-literal`` reproduces the reading before issue 18: eq. 6 reverses, eq. 8 copies N-1-j into j."""
+    previous = _previous_clip(S + 1)
+    literal = ClipConditioning(ExtensionParams(mode="vidrd-literal", prompt_frames=M, pns=False), S, previous)
+    z_t = literal.initial_latents(torch.randn(SHAPE, generator=generator(25)))
+    assert torch.equal(z_t, reverted_noise(previous.initial))
+    schedule = guidance_schedule(M, 0.4, S)
+    out = literal.hook(1, 0, z_t)
+    for j in range(M):
+        expected = 1000.0 + 10.0 + (M - 1 - j)  # entry 1 of the previous clip's frame N-1-j
+        assert bool(torch.all(out[:, :, j] == expected)) == (schedule[j] >= 1)
+    assert guided_frames(1, schedule) == [(j, M - 1 - j) for j in range(M) if schedule[j] >= 1]

@@ -10,6 +10,7 @@ from toyworld.long_metrics import (
     boundary_smoothness,
     clip_windows,
     content_cycling,
+    direction_consistency,
     identity_persistence,
     long_video_row,
     read_windows,
@@ -94,6 +95,8 @@ def test_manifest_segments_and_row(continuous):
     assert (
         long_video_row(continuous[:8], {"long_video": {"clips": [{"kept": [0, 8]}]}}, label().to_dict()) == {}
     )
+    assert row["direction_consistency"] == 1.0 and row["motion_whole"] is True  # one ball rolling on
+    assert row["identity_kept_at_end"] is True and row["color_kept_at_end"] is True
     summary = summarize([row, {"boundary_smoothness": 3.0}, {}])
     assert summary["boundary_smoothness"] == pytest.approx((row["boundary_smoothness"] + 3.0) / 2, abs=1e-4)
     assert summary["identity_persistence"] == 1.0
@@ -137,3 +140,22 @@ def test_eval_ablation_reports_long_video_columns(tmp_path, short_clip_model_dir
         assert metrics["boundary_smoothness"] > 0 and 0 <= metrics["motion_acc_per_clip"] <= 1
         rows = [json.loads(line) for line in (out / name / "rows.jsonl").read_text().splitlines()]
         assert [(r["clips"], len(r["motion_per_clip"])) for r in rows] == [(clips, clips)] * 2
+
+
+def test_direction_consistency_counts_joins_that_keep_the_motions_sign(continuous):
+    """A rolling ball cut into clips keeps its direction at every join; the same clips with every other
+    one played backwards (VidRD's literal join) reverse it at every join; a still actor counts nothing."""
+    from toyworld.long_metrics import actor_centroids
+    from toyworld.probe import probe
+
+    segments = [(0, 8), (8, 12), (12, 16), (16, 20), (20, 24)]
+    forward = actor_centroids(probe(continuous))
+    assert direction_consistency(forward, segments) == 1.0
+    mirrored = np.concatenate([continuous[:8], continuous[4:8][::-1], continuous[4:8], continuous[4:8][::-1]])
+    back_and_forth = actor_centroids(probe(mirrored))
+    assert direction_consistency(back_and_forth, segments[:4]) == 0.0
+    still = [(10.0, 10.0)] * 24
+    assert direction_consistency(still, segments) is None
+    assert direction_consistency(forward, segments[:1]) is None
+    half = [(float(x), 5.0) for x in range(8)] + [(7.0 - x, 5.0) for x in range(8)]
+    assert direction_consistency(half, [(0, 4), (4, 8), (8, 12), (12, 16)]) == pytest.approx(2 / 3)

@@ -182,10 +182,10 @@ def test_generate_25_frames_on_a_13_frame_wan_runs_extension_clips(home, tiny_wa
     manifest = json.loads((out / "manifest.json").read_text())
     long_video = manifest["long_video"]
     assert long_video["params"]["prompt_frames"] == 5  # 13 // 2 = 6 rounded down to 4k + 1
-    # prompt latents are held at every step on Wan: DSG's staged release does not run, and the
-    # manifest and the plan do not claim it
-    assert long_video["method"] == "FNR+PNS" and long_video["params"]["dsg"] is False
-    assert manifest["plan"]["scenes"][0]["extension"]["method"] == "FNR+PNS"
+    # issue 18: DSG's staged release runs over latent frames on Wan, in forward time, and says so
+    assert long_video["method"] == "FNR+PNS+DSG" and long_video["params"]["dsg"] is True
+    assert long_video["params"]["mode"] == "vidrd"
+    assert manifest["plan"]["scenes"][0]["extension"]["method"] == "FNR+PNS+DSG"
     clips = long_video["clips"]
     assert [c["start"] for c in clips] == ["noise", "previous_clip", "previous_clip"]
     assert [c["kept"] for c in clips] == [[0, 13], [5, 13], [5, 9]]

@@ -320,17 +320,18 @@ def test_wan22_inversion_uses_each_expert_on_its_side_of_the_boundary(tmp_path):
     assert calls[0] == "low" and calls[-1] == "high"
 
 
-def test_flow_extension_holds_the_previous_clips_last_latent_frames(tmp_path):
-    """Clip 2's first m latent frames are clip 1's last m at every entry, so also in the clean latents."""
+def test_flow_extension_continues_the_previous_clips_last_latent_frames(tmp_path):
+    """Clip 2's prompt latent frames continue clip 1's last m in forward time: with β = 1 the one next to
+    the join ends as clip 1's last latent frame exactly; the initial noise is eq. 7' (rotated, PNS)."""
     from safetensors.torch import load_file
 
     from generation.clip_plan import ClipStartSpec, ExtensionParams
-    from generation.extension import PromptFrames, past_dependent_noise
+    from generation.extension import PromptFrames, guidance_schedule, past_dependent_noise
     from generation.flow_clip import sample_flow_clip
 
     folder = save_tiny_wan(tmp_path / "wan")
     model = load_wan_model(folder, torch.device("cpu"), torch.float32)
-    params = ExtensionParams()  # M = 13 // 2 = 6, rounded down to 5 video frames = 2 latent frames
+    params = ExtensionParams(beta=1.0)  # M = 13 // 2 = 6, rounded down to 5 video frames = 2 latent frames
     handoff_1, handoff_2 = tmp_path / "h1.safetensors", tmp_path / "h2.safetensors"
     first = ClipStartSpec(params=params, start="noise", handoff_path=str(handoff_1))
     request = _request().model_copy(update={"num_frames": 13})
@@ -339,29 +340,22 @@ def test_flow_extension_holds_the_previous_clips_last_latent_frames(tmp_path):
     second = ClipStartSpec(
         params=params, start="previous_clip", previous_path=str(handoff_1), handoff_path=str(handoff_2)
     )
-    seen = []
     two = sample_flow_clip(
-        model,
-        request.model_copy(update={"seed": 9}),
-        tmp_path / "2.safetensors",
-        16,
-        16,
-        MAX_TOKENS,
-        second,
-        callback=lambda info: seen.append(info.latents.clone()),
+        model, request.model_copy(update={"seed": 9}), tmp_path / "2.safetensors", 16, 16, MAX_TOKENS, second
     )
     z1, z2 = load_file(one.latents_path)["latents"], load_file(two.latents_path)["latents"]
     assert z1.shape == z2.shape == (1, 16, 4, 2, 2)  # 13 frames = 4 latent frames
-    assert torch.equal(z2[:, :, :2], z1[:, :, 2:])  # the held prompt frames
+    schedule = guidance_schedule(2, 1.0, 4)
+    assert schedule[0] == 4  # the latent frame next to the join is guided to the end
+    assert torch.equal(z2[:, :, 1], z1[:, :, 3])  # ... so it is clip 1's last latent frame, in order
     assert not torch.allclose(z2[:, :, 2:], z1[:, :, 2:])  # the new ones are sampled
+    assert "forward" in two.details["extension"]["held"]
     h1, h2 = PromptFrames.load(handoff_1), PromptFrames.load(handoff_2)
     assert h1.tail.shape == (5, 1, 16, 2, 2, 2)  # entries 0 .. S of the last 2 latent frames
-    for entry in range(1, 4):  # the output of step k-1 is held to clip 1's entry k before step k
-        assert not torch.equal(seen[entry - 1][:, :, :2], h1.tail[entry])  # sampled, then replaced
     fresh = torch.randn(z2.shape, generator=torch.Generator("cpu").manual_seed(9))
-    expected = past_dependent_noise(h1.initial, fresh, 2, params.alpha)  # VidRD eq. 7 (PNS)
-    assert torch.allclose(h2.initial[:, :, 2:], expected[:, :, 2:])
-    assert torch.equal(h2.initial[:, :, :2], h1.tail[0])  # entry 0 holds too
+    expected = past_dependent_noise(h1.initial, fresh, 2, params.alpha, forward=True)  # eq. 7'
+    assert torch.allclose(h2.initial, expected)
+    assert torch.equal(h2.initial[:, :, :2], h1.tail[0])  # the prompt frames' noise is clip 1's, in order
 
 
 def test_flow_prompt_frames_must_be_whole_latent_frames():

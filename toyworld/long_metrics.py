@@ -19,12 +19,24 @@ manifest's ``long_video.clips[*].kept``, :func:`segments_from_manifest`).
   prompt's motion.
 * :func:`scene_change`: for storyboards, the actor read in the window before
   and after a scene boundary: same colour, same shape.
+* :func:`direction_consistency` (issue 18): at each join, the actor's
+  displacement over the ``window`` frames before it and over the ``window``
+  frames after it (measured from the last frame before the join, so a jump
+  back counts); the share of joins where the two keep their sign (positive
+  dot product). Joins where the actor moved less than ``min_shift`` pixels
+  before are not counted (nothing to keep).
+* whole-video motion accuracy: the probe's label of the whole joined video
+  against the prompt's motion (``motion_whole``).
+* drift: the actor read in the last clip's window against the first clip's
+  (``color_kept_at_end``, ``shape_kept_at_end``, ``identity_kept_at_end``):
+  after 8 clips, the drift row of bench/long_video_direction.py.
 
 All frame differences are in [0, 1] units (pixel values / 255).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,12 +173,54 @@ def scene_change(
     }
 
 
+def direction_consistency(
+    centroids: Sequence[Sequence[float] | None],
+    segments: Sequence[Segment],
+    window: int = 4,
+    min_shift: float = 0.5,
+) -> float | None:
+    """Share of joins where the actor's motion vector keeps its sign (module docstring); None when none counts.
+
+    Args:
+        centroids: the actor's ``(x, y)`` per output frame (None where the probe did not see it).
+        segments: each clip's output frames ``[a, b)``.
+    """
+    kept = []
+    for (start, _), (a, _) in itertools.pairwise(segments):
+        if a < 1 or a >= len(centroids):
+            continue
+        first = max(start, a - window)
+        last = min(len(centroids) - 1, a + window - 1)
+        points = (centroids[first], centroids[a - 1], centroids[last])
+        if any(p is None for p in points) or first == a - 1:
+            continue
+        before = np.subtract(points[1], points[0])
+        after = np.subtract(points[2], points[1])
+        if float(np.hypot(*before)) < min_shift:
+            continue
+        kept.append(float(np.dot(before, after)) > 0.0)
+    return float(np.mean(kept)) if kept else None
+
+
+def actor_centroids(result: Any) -> list[tuple[float, float] | None]:
+    """The probe's actor (or largest track) centroid per frame; [] when it saw nothing."""
+    if not result.tracks:
+        return []
+    track = result.tracks[result.actor if result.actor is not None else 0]
+    return [None if c is None else (float(c[0]), float(c[1])) for c in track.centroid]
+
+
 LONG_COLUMNS = (
     "boundary_smoothness",
     "identity_persistence",
     "color_persistence",
     "content_cycling",
     "motion_acc_per_clip",
+    "direction_consistency",
+    "motion_whole",
+    "identity_kept_at_end",
+    "color_kept_at_end",
+    "shape_kept_at_end",
 )
 
 
@@ -181,6 +235,11 @@ def long_video_row(
     readings = read_windows(frames, clip_windows(segments, clip_frames), probe)
     identity = identity_persistence(readings)
     motions = motion_per_clip(readings, label["motion"])
+    if probe is None:
+        from toyworld.probe import probe
+    whole = probe(frames)
+    first, last = readings[0], readings[-1]
+    seen = first.color is not None
     return {
         "clips": len(segments),
         "boundary_smoothness": boundary_smoothness(frames, segments),
@@ -190,6 +249,12 @@ def long_video_row(
         "content_cycling": content_cycling(frames, segments),
         "motion_per_clip": motions,
         "motion_acc_per_clip": float(np.mean(motions)),
+        "direction_consistency": direction_consistency(actor_centroids(whole), segments),
+        "motion_whole": whole.motion == label["motion"],
+        "whole_motion": whole.motion,
+        "identity_kept_at_end": None if not seen else last.identity() == first.identity(),
+        "color_kept_at_end": None if not seen else last.color == first.color,
+        "shape_kept_at_end": None if not seen else last.shape == first.shape,
         "clip_readings": [r.__dict__ for r in readings],
     }
 

@@ -9,6 +9,7 @@ from agent.nodes.tune import plan_tuning
 from agent.services import Services
 from agent.state import Estimates, RunState
 from agent.steps import SamplingStep
+from generation.clip_plan import artv_refusal
 from generation.estimate import device_kind, estimate_clip
 from reelgraph.errors import ReelgraphError
 
@@ -71,6 +72,20 @@ def _refuse_what_the_model_cannot_do(state: RunState, scene, slots, info) -> Non
         needs.append(("extension", f"{scene.num_frames} frames take {len(slots)} clips of {info.num_frames}"))
     if scene.image is not None:
         needs.append(("image2video", "the scene starts from an image"))
+    params = state.request.extension
+    continued = scene.index > 0 and params.continue_scenes and scene.image is None
+    artv_needed = needs or (
+        [("extension", f"scene {scene.index + 1} continues scene {scene.index}")] if continued else []
+    )
+    if params.mode == "artv" and artv_needed:
+        why_needed = artv_needed[0][1]
+        raise ReelgraphError(
+            f"Scene {scene.index + 1} needs a continuation ({why_needed}); --extension artv cannot run "
+            f"on {info.model_id!r}.",
+            why=f"artv: {artv_refusal(bool(info.conditioning_frames))}.",
+            fix="use --extension vidrd (VidRD keeping direction) or --extension independent "
+            "(REELGRAPH_EXTENSION_MODE, or extension: in a storyboard).",
+        )
     for method, why_needed in needs:
         refusal = info.refusal(method)
         if refusal is not None:

@@ -1,13 +1,14 @@
 """The sampling flags, declared once: every command that samples takes them through :func:`sampling_options`.
 
 ``@sampling_options()`` adds ``--seed --steps --guidance --frames --model --device --tune/--no-tune
---budget-seconds`` to a command and hands them over as one :class:`Sampling` (argument
+--budget-seconds --extension`` to a command and hands them over as one :class:`Sampling` (argument
 ``sampling``), which turns them into settings flags. A command leaves out flags that mean
 nothing to it (``exclude=``), never redeclares one.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 from collections.abc import Callable
@@ -15,6 +16,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import typer
+
+from reelgraph.settings import EXTENSION_MODES
+
+Extension = enum.Enum("Extension", {mode.replace("-", "_"): mode for mode in EXTENSION_MODES}, type=str)
+"""The ``--extension`` choices: the settings' ``extension_mode`` values."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Sampling:
     device: str | None = None
     tune: bool | None = None
     budget: float | None = None
+    extension: str | None = None
 
     def flags(self) -> dict[str, Any]:
         """Settings flags under the settings' names (diffusers' vocabulary)."""
@@ -41,7 +48,12 @@ class Sampling:
             "device": self.device,
             "motion_tuning": None if self.tune is None else ("always" if self.tune else "never"),
             "budget_seconds": self.budget,
+            "extension_mode": _value(self.extension),
         }
+
+
+def _value(choice: Any) -> Any:
+    return choice.value if isinstance(choice, enum.Enum) else choice
 
 
 _OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -67,6 +79,15 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
         float,
         typer.Option(
             None, "--budget-seconds", min=0.001, help="Time budget; over it the rules drop optional tools."
+        ),
+    ),
+    "extension": (
+        Extension,
+        typer.Option(
+            None,
+            "--extension",
+            help="How clips after the first continue: vidrd (VidRD keeping direction), vidrd-literal "
+            "(eq. 6-8 as printed), artv (needs a continuation network), independent.",
         ),
     ),
 }
