@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from reelgraph.commands import caches, memory, npnet, toy
+from reelgraph.commands import caches, memory, npnet, toy, ui
 from reelgraph.commands.common import (
     DeviceOpt,
     Globals,
@@ -68,6 +68,7 @@ app.command()(memory.units)
 app.command()(memory.search)
 app.command("probe")(toy.probe_command)
 app.command("eval")(toy.eval_command)
+app.command("ui")(sampling_options()(ui.ui_command))
 
 
 @app.callback()
