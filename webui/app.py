@@ -21,6 +21,7 @@ from webui.safety import check_image_upload
 from webui.views import PANEL_SETTINGS, PLAN_COLUMNS, SETTINGS_COLUMNS, plan_rows, plan_summary, settings_rows
 
 STORY_COLUMNS = ["prompt", "seconds", "image"]
+PLAN_WIDTHS = ["6%", "10%", "8%", "38%", "19%", "19%"]
 GENERATION = {"concurrency_id": "generation", "concurrency_limit": 1}
 
 
@@ -79,7 +80,12 @@ def build_app(backend: UiBackend) -> gr.Blocks:
         # -- chat -------------------------------------------------------------------------------
         with gr.Tab("Chat", id="chat"):
             with gr.Row():
-                session = gr.Textbox("default", label="session (the same store as `reelgraph chat`)", scale=1)
+                session = gr.Textbox(
+                    "default",
+                    label="session (the same store as `reelgraph chat`)",
+                    scale=1,
+                    elem_id="session",
+                )
             chatbot = gr.Chatbot(label="conversation", height=260, elem_id="chatbot")
             with gr.Row():
                 message = gr.Textbox(
@@ -87,7 +93,12 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                 )
                 send = gr.Button("Send", variant="secondary", scale=1, elem_id="send")
             plan_table = gr.Dataframe(
-                headers=PLAN_COLUMNS, interactive=False, label="plan", wrap=True, elem_id="plan-table"
+                headers=PLAN_COLUMNS,
+                column_widths=PLAN_WIDTHS,
+                interactive=False,
+                label="plan",
+                wrap=True,
+                elem_id="plan-table",
             )
             plan_notes = gr.Markdown(elem_id="plan-notes")
             with gr.Row():
@@ -165,6 +176,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                 story_generate = gr.Button("Generate storyboard", variant="primary", elem_id="story-generate")
             story_table = gr.Dataframe(
                 headers=PLAN_COLUMNS,
+                column_widths=PLAN_WIDTHS,
                 interactive=False,
                 label="storyboard plan",
                 wrap=True,
@@ -247,7 +259,9 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             with gr.Row():
                 run_video = gr.Video(label="video", elem_id="run-video")
                 run_sheet = gr.Image(label="contact sheet", type="filepath")
-            run_plan = gr.Dataframe(headers=PLAN_COLUMNS, interactive=False, label="plan", wrap=True)
+            run_plan = gr.Dataframe(
+                headers=PLAN_COLUMNS, column_widths=PLAN_WIDTHS, interactive=False, label="plan", wrap=True
+            )
             run_manifest = gr.JSON(label="manifest")
 
         def on_refresh():

@@ -78,7 +78,7 @@ def _details(tool: str, step: dict[str, Any]) -> str:
 
 
 def plan_rows(view: dict[str, Any] | None) -> list[list[str]]:
-    """``plan_view()`` as rows of :data:`PLAN_COLUMNS`."""
+    """``plan_view()`` as rows of :data:`PLAN_COLUMNS` (scenes by number: :func:`plan_summary` names them)."""
     rows = []
     for number, scene in enumerate((view or {}).get("scenes", []), start=1):
         for tool, step in scene.items():
@@ -86,7 +86,7 @@ def plan_rows(view: dict[str, Any] | None) -> list[list[str]]:
                 continue
             rows.append(
                 [
-                    f"{number}: {scene['prompt']}",
+                    str(number),
                     tool,
                     step.get("status", ""),
                     step.get("reason", ""),
@@ -102,9 +102,13 @@ def plan_summary(view: dict[str, Any] | None) -> str:
     if not view:
         return ""
     est = view.get("estimates") or {}
+    scenes = [
+        f"**Scene {n}:** {scene.get('prompt', '')}" for n, scene in enumerate(view.get("scenes", []), 1)
+    ]
     lines = [
+        *scenes,
         f"**Estimated:** {est.get('seconds')} s, peak memory {est.get('peak_memory_gb')} GB "
-        f"on {est.get('device', '?')}."
+        f"on {est.get('device', '?')}.",
     ]
     if view.get("understanding"):
         lines.append(f"Understood by the {view['understanding'].get('reason', '?')}.")
