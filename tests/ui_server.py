@@ -44,7 +44,8 @@ def ui_server(home: Path, *args: str, timeout: float = 120.0) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "cli.py", "--home", str(home), "ui", "--port", str(port), *args],
         cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        # One torch thread: the tiny model is bound by per-op overhead, and the test's browser needs a core.
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

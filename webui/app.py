@@ -110,9 +110,10 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             manifest = gr.JSON(label="manifest", elem_id="manifest")
             downloads = gr.File(label="downloads", file_count="multiple", elem_id="downloads")
 
-        def on_send(name, text, *values):
+        def on_send(data):
+            name, text = data[session], data[message]
             try:
-                reply = backend.send(name, text, overrides(values))
+                reply = backend.send(name, text, overrides(data))
             except ReelgraphError as error:
                 return gr.update(), gr.update(), gr.update(), gr.update(), _status(error.message, "error")
             state = reply.state
@@ -126,9 +127,9 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                 _status(f"Planned (turn {state.turn.number}). {note}"),
             )
 
-        def on_generate(name, *values, progress=gr.Progress()):
+        def on_generate(data, progress=gr.Progress()):
             try:
-                reply = backend.generate_chat(name, overrides(values), _relay(progress))
+                reply = backend.generate_chat(data[session], overrides(data), _relay(progress))
             except ReelgraphError as error:
                 return (gr.update(),) * 6 + (_status(error.message, "error"),)
             state = reply.state
@@ -233,17 +234,19 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                 raise ReelgraphError("The storyboard has no scenes.", fix="write a prompt in the first row.")
             return scenes
 
-        def on_story_plan(rows, *values):
+        def on_story_plan(data):
             try:
-                planned = backend.plan_scenes(scenes_of(rows), overrides(values))
+                planned = backend.plan_scenes(scenes_of(data[scenes_table]), overrides(data))
             except ReelgraphError as error:
                 return gr.update(), gr.update(), _status(error.message, "error")
             view = planned.plan_view()
             return plan_rows(view), plan_summary(view), _status(f"Planned {len(view['scenes'])} scene(s).")
 
-        def on_story_generate(rows, *values, progress=gr.Progress()):
+        def on_story_generate(data, progress=gr.Progress()):
             try:
-                state = backend.generate_scenes(scenes_of(rows), overrides(values), _relay(progress))
+                state = backend.generate_scenes(
+                    scenes_of(data[scenes_table]), overrides(data), _relay(progress)
+                )
             except ReelgraphError as error:
                 return (gr.update(),) * 4 + (_status(error.message, "error"),)
             video_path, sheet_path, data, _ = _result(_state_outputs(state))
@@ -324,13 +327,15 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                     label="device",
                     allow_custom_value=True,
                 )
-                seed = gr.Number(settings.seed, label="seed (blank: drawn, recorded)", precision=0)
+                seed = _optional(settings.seed, "seed (blank: drawn, recorded)", "seed")
             with gr.Row():
                 steps = gr.Number(
                     settings.num_inference_steps, label="num_inference_steps", precision=0, elem_id="steps"
                 )
-                guidance = gr.Number(settings.guidance_scale, label="guidance_scale (blank: the model's)")
-                frames = gr.Number(settings.num_frames, label="num_frames (blank: one clip)", precision=0)
+                guidance = _optional(
+                    settings.guidance_scale, "guidance_scale (blank: the model's)", "guidance"
+                )
+                frames = _optional(settings.num_frames, "num_frames (blank: one clip)", "frames")
             with gr.Row():
                 rewrite = gr.Checkbox(settings.rewrite, label="rewrite (POS)")
                 noise = gr.Dropdown(
@@ -342,7 +347,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                 extension = gr.Dropdown(
                     ["vidrd", "independent"], value=settings.extension_mode, label="extension_mode"
                 )
-                budget = gr.Number(settings.budget_seconds, label="budget_seconds")
+                budget = _optional(settings.budget_seconds, "budget_seconds (blank: none)", "budget")
             settings_table = gr.Dataframe(
                 settings_rows(settings.model_dump(), defaults, backend.loaded.sources),
                 headers=SETTINGS_COLUMNS,
@@ -370,15 +375,16 @@ def build_app(backend: UiBackend) -> gr.Blocks:
         ]
         assert set(names) <= set(PANEL_SETTINGS)
 
-        def overrides(values) -> dict[str, Any]:
-            given = dict(zip(names, values, strict=True))
-            for name in ("seed", "num_inference_steps", "num_frames"):
-                if given[name] is not None:
-                    given[name] = int(given[name])
-            return given
+        def overrides(data) -> dict[str, Any]:
+            """The panel's values by setting name (``data``: Gradio's component -> value of a set input)."""
+            given = {name: data[widget] for name, widget in zip(names, panel, strict=True)}
+            if given["num_inference_steps"] is not None:
+                given["num_inference_steps"] = int(given["num_inference_steps"])
+            # Blank optional fields keep the process's value; text is validated by the settings model.
+            return {name: value.strip() if isinstance(value, str) else value for name, value in given.items()}
 
-        def refresh_settings(*values):
-            given = overrides(values)
+        def refresh_settings(data):
+            given = overrides(data)
             try:
                 effective = backend.settings_with(given)
             except ReelgraphError as error:
@@ -386,22 +392,22 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             return settings_rows(effective.model_dump(), defaults, backend.sources(given)), ""
 
         for widget in panel:
-            widget.change(refresh_settings, panel, [settings_table, status], queue=False)
+            widget.change(refresh_settings, set(panel), [settings_table, status], queue=False)
 
         # The events that read the panel, wired now that it exists.
         chat_outputs = [chatbot, message, plan_table, plan_notes, status]
-        send.click(on_send, [session, message, *panel], chat_outputs)
-        message.submit(on_send, [session, message, *panel], chat_outputs)
+        send.click(on_send, {session, message, *panel}, chat_outputs)
+        message.submit(on_send, {session, message, *panel}, chat_outputs)
         generate.click(
             on_generate,
-            [session, *panel],
+            {session, *panel},
             [video, sheet, manifest, downloads, plan_table, chatbot, status],
             **GENERATION,
         )
-        story_plan.click(on_story_plan, [scenes_table, *panel], [story_table, story_notes, status])
+        story_plan.click(on_story_plan, {scenes_table, *panel}, [story_table, story_notes, status])
         story_generate.click(
             on_story_generate,
-            [scenes_table, *panel],
+            {scenes_table, *panel},
             [story_video, story_sheet, story_manifest, story_table, status],
             **GENERATION,
         )
@@ -416,6 +422,11 @@ def build_app(backend: UiBackend) -> gr.Blocks:
         app.load(on_load, session, [chatbot, plan_table, status])
         session.submit(on_load, session, [chatbot, plan_table, status])
     return app
+
+
+def _optional(value: Any, label: str, elem_id: str) -> gr.Textbox:
+    """A field for an optional number: a Textbox, because Gradio's Number turns blank into 0."""
+    return gr.Textbox("" if value is None else str(value), label=label, elem_id=elem_id)
 
 
 def _model_choices(backend: UiBackend) -> list[str]:
