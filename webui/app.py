@@ -104,6 +104,8 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            # Its own line: the cancelled run's answer goes to the status line, and may come first.
+            cancel_note = gr.Markdown(elem_id="cancel-note")
             with gr.Row():
                 video = gr.Video(label="video", elem_id="video", autoplay=True, loop=True)
                 sheet = gr.Image(label="contact sheet", elem_id="sheet", type="filepath")
@@ -146,7 +148,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             stopping = backend.cancel()
             return _status("Cancelling at the next step." if stopping else "Nothing is running.")
 
-        cancel.click(on_cancel, None, status, queue=False)
+        cancel.click(on_cancel, None, cancel_note, queue=False)
 
         # -- storyboard -------------------------------------------------------------------------
         with gr.Tab("Storyboard", id="storyboard"):
@@ -267,13 +269,13 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             )
             run_manifest = gr.JSON(label="manifest")
 
-        def on_refresh():
+        def on_refresh(selected: str | None = None):
             runs = backend.runs()
             pictures = [(str(run.sheet), run.label) for run in runs if run.sheet]
-            return pictures, gr.update(choices=[(run.label, run.name) for run in runs], value=None)
+            return pictures, gr.update(choices=[(run.label, run.name) for run in runs], value=selected)
 
-        refresh.click(on_refresh, None, [gallery, run_name])
-        app.load(on_refresh, None, [gallery, run_name])
+        refresh.click(lambda: on_refresh(), None, [gallery, run_name])
+        app.load(lambda: on_refresh(), None, [gallery, run_name])
 
         def on_pick(evt: gr.SelectData):
             finished = [run for run in backend.runs() if run.sheet]
@@ -306,7 +308,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
                 backend.resume(name, _relay(progress))
             except ReelgraphError as error:
                 return (gr.update(),) * 6 + (_status(error.message, "error"),)
-            return (*on_refresh(), *on_open(name)[:4], _status(f"Resumed and finished {name}.", "done"))
+            return (*on_refresh(name), *on_open(name)[:4], _status(f"Resumed and finished {name}.", "done"))
 
         resume.click(
             on_resume,
