@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the ui extra is not installed")
 CHROMIUM = "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():  # .ci/run installs it; a bare checkout may not have it
-    pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it)", allow_module_level=True)
+    pytest.skip(
+        "Chromium is not installed at /usr/bin/chromium (.ci/run installs it)", allow_module_level=True
+    )
 PROMPT = "a red ball rolls to the right"
 TIMEOUT_MS = 180_000  # generous: the CI machine may be shared; a pass takes seconds
 VIDEO_READY = """(selector) => { const v = document.querySelector(selector + ' video');
@@ -34,7 +36,16 @@ def shots(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("ui-home")
-    args = ["--share-dir", str(home / "runs"), "--model", str(tiny_model_dir), "--steps", "2", "--frames", "4"]
+    args = [
+        "--share-dir",
+        str(home / "runs"),
+        "--model",
+        str(tiny_model_dir),
+        "--steps",
+        "2",
+        "--frames",
+        "4",
+    ]
     with ui_server(home, *args) as url:
         yield url, home
 
