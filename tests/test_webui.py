@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -216,3 +217,75 @@ def test_a_terminal_session_continues_in_the_ui_backend_and_back(tmp_path, tiny_
         json.loads(manifests[-1].read_text())["origin"]["chat"]["earlier_messages"][-1]
         == "now the ball is blue"
     )
+
+
+def _backend(tmp_path, **flags):
+    from webui.backend import UiBackend
+
+    return UiBackend(load_settings({"output_dir": tmp_path / "runs", **flags}, home=tmp_path / "home"))
+
+
+def test_scene_images_are_only_checked_uploads_and_runs_only_folders_of_the_outputs(tmp_path):
+    backend = _backend(tmp_path)
+    try:
+        picture = tmp_path / "cat.png"
+        Image.new("RGB", (8, 8)).save(picture)
+        kept = safety.check_image_upload(picture, backend.uploads_dir)
+        assert backend.upload(kept.name) == str(kept) and backend.upload("  ") is None
+        for name in ("../cat.png", str(picture), "missing.png"):
+            with pytest.raises(ReelgraphError, match="no uploaded image named"):
+                backend.upload(name)
+        (tmp_path / "runs" / "r1").mkdir(parents=True)
+        (tmp_path / "runs" / "r1" / "manifest.json").write_text(
+            '{"plan": {"scenes": [{"prompt": "a ball"}]}}'
+        )
+        assert [(run.name, run.status, run.prompt) for run in backend.runs()] == [
+            ("r1", "finished", "a ball")
+        ]
+        assert backend.open_run("r1")["plan"]["scenes"][0]["prompt"] == "a ball"
+        for name in ("..", "r1/../r1", str(tmp_path / "runs" / "r1"), "nope"):
+            with pytest.raises(ReelgraphError, match="no run named"):
+                backend.run_folder(name)
+        with pytest.raises(ReelgraphError, match="Invalid settings: num_inference_steps"):
+            backend.settings_with({"num_inference_steps": 0})
+        assert backend.sources({"seed": "3", "model": "toy"})["seed"] == "ui"
+        assert backend.sources({"seed": "3", "model": "toy"})["model"] == "default"
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_one_generation_at_a_time_a_second_waits_until_the_first_is_done(tmp_path, tiny_model_dir):
+    """Two tabs pressing Generate: the second request does not touch its run folder before the first ends."""
+    import threading
+
+    from agent.state import SceneRequest
+
+    backend = _backend(tmp_path, model=str(tiny_model_dir), num_inference_steps=2, num_frames=4, seed=1)
+    first_started, release, results = threading.Event(), threading.Event(), {}
+
+    def holding(label, done, total):
+        first_started.set()
+        assert release.wait(120)
+
+    def run(name, prompt, progress):
+        results[name] = backend.generate_scenes([SceneRequest(prompt=prompt)], {}, progress)
+
+    try:
+        first = threading.Thread(target=run, args=("first", "a red ball rolls to the right", holding))
+        first.start()
+        assert first_started.wait(120)
+        second = threading.Thread(target=run, args=("second", "a blue square bounces", lambda *a: None))
+        second.start()
+        second.join(timeout=1.5)
+        assert second.is_alive() and backend.gpu.locked()
+        assert [p.name.split("-", 2)[2] for p in (tmp_path / "runs").iterdir()] == [
+            "a-red-ball-rolls-to-the-right"
+        ]
+        release.set()
+        first.join(120)
+        second.join(120)
+        assert all((Path(results[n].run_dir) / "manifest.json").is_file() for n in ("first", "second"))
+    finally:
+        release.set()
+        backend.close()

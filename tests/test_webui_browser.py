@@ -35,19 +35,24 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
-    home = tmp_path_factory.mktemp("ui-home")
-    args = [
-        "--share-dir",
-        str(home / "runs"),
-        "--model",
-        str(tiny_model_dir),
+    """The app on the tiny model in a fresh data directory; yields its URL and runs folder.
+
+    For the screenshots in docs/ the same flows ran on the embedded model over a toy pool:
+    ``REELGRAPH_UI_TEST_HOME`` (a data directory with a pool), ``REELGRAPH_UI_TEST_MODEL=toy``,
+    ``REELGRAPH_UI_TEST_STEPS``, ``REELGRAPH_UI_TEST_FRAMES`` (README, "The web UI").
+    """
+    env = os.environ.get
+    home = Path(env("REELGRAPH_UI_TEST_HOME") or tmp_path_factory.mktemp("ui-home"))
+    runs = tmp_path_factory.mktemp("ui-runs")
+    args = ["--share-dir", str(runs), "--model", env("REELGRAPH_UI_TEST_MODEL") or str(tiny_model_dir)]
+    args += [
         "--steps",
-        "2",
+        env("REELGRAPH_UI_TEST_STEPS") or "2",
         "--frames",
-        "4",
+        env("REELGRAPH_UI_TEST_FRAMES") or "4",
     ]
     with ui_server(home, *args) as url:
-        yield url, home
+        yield url, runs
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,7 @@ def test_chat_plans_then_generates_edits_and_the_gallery_keeps_both(page, server
     table = page.locator("#plan-table")
     for word in ("units", "references", "noise", "sampling", "extension", "planned"):
         assert word in table.inner_text()
-    runs = server[1] / "runs"
+    runs = server[1]
     assert not runs.exists() or not any(runs.iterdir())  # a plan writes no run folder
     page.screenshot(path=str(shots / "ui-chat-plan.png"), full_page=True)
 
@@ -128,10 +133,10 @@ def test_chat_plans_then_generates_edits_and_the_gallery_keeps_both(page, server
     _tab(page, "Gallery")
     page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 2")
     assert "now the ball is blue" in page.locator("#chatbot").inner_text()  # the session came back
-    page.screenshot(path=str(shots / "ui-gallery.png"), full_page=True)
     page.locator("#gallery img").first.click()
     _video(page, "#run-video")
     _status(page, "Opened")
+    page.screenshot(path=str(shots / "ui-gallery.png"), full_page=True)
 
 
 def test_a_storyboard_of_two_scenes_is_split_planned_and_generated(page, shots):
@@ -161,7 +166,7 @@ def test_a_cancelled_run_leaves_a_resumable_folder_that_the_gallery_resumes(page
     page.wait_for_function("() => /\\d+\\/40 steps/.test(document.querySelector('#status').innerText)")
     page.locator("#cancel").click()
     _status(page, "Cancelled")
-    left = [p for p in (server[1] / "runs").iterdir() if (p / ".resume" / "settings.json").is_file()]
+    left = [p for p in server[1].iterdir() if (p / ".resume" / "settings.json").is_file()]
     assert len(left) == 1 and not (left[0] / "manifest.json").exists()
 
     _tab(page, "Gallery")

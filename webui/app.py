@@ -21,7 +21,7 @@ from webui.safety import check_image_upload
 from webui.views import PANEL_SETTINGS, PLAN_COLUMNS, SETTINGS_COLUMNS, plan_rows, plan_summary, settings_rows
 
 STORY_COLUMNS = ["prompt", "seconds", "image"]
-PLAN_WIDTHS = ["6%", "10%", "8%", "38%", "19%", "19%"]
+PLAN_WIDTHS = ["5%", "9%", "7%", "31%", "20%", "28%"]
 GENERATION = {"concurrency_id": "generation", "concurrency_limit": 1}
 
 
@@ -95,6 +95,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             plan_table = gr.Dataframe(
                 headers=PLAN_COLUMNS,
                 column_widths=PLAN_WIDTHS,
+                max_height=2000,  # every tool visible without scrolling inside the table
                 interactive=False,
                 label="plan",
                 wrap=True,
@@ -180,6 +181,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             story_table = gr.Dataframe(
                 headers=PLAN_COLUMNS,
                 column_widths=PLAN_WIDTHS,
+                max_height=2000,  # every tool visible without scrolling inside the table
                 interactive=False,
                 label="storyboard plan",
                 wrap=True,
@@ -258,14 +260,25 @@ def build_app(backend: UiBackend) -> gr.Blocks:
         # -- gallery ----------------------------------------------------------------------------
         with gr.Tab("Gallery", id="gallery"):
             refresh = gr.Button("Refresh", elem_id="refresh")
-            gallery = gr.Gallery(label="earlier runs", columns=4, height=320, elem_id="gallery")
+            gallery = gr.Gallery(
+                label="earlier runs (contact sheets; pick one to open it)",
+                columns=2,
+                object_fit="contain",
+                height="auto",
+                elem_id="gallery",
+            )
             run_name = gr.Dropdown([], label="open a run", elem_id="run-name")
             resume = gr.Button("Resume this run", elem_id="resume")
             with gr.Row():
                 run_video = gr.Video(label="video", elem_id="run-video")
                 run_sheet = gr.Image(label="contact sheet", type="filepath")
             run_plan = gr.Dataframe(
-                headers=PLAN_COLUMNS, column_widths=PLAN_WIDTHS, interactive=False, label="plan", wrap=True
+                headers=PLAN_COLUMNS,
+                column_widths=PLAN_WIDTHS,
+                max_height=2000,
+                interactive=False,
+                label="plan",
+                wrap=True,
             )
             run_manifest = gr.JSON(label="manifest")
 

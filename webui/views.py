@@ -42,10 +42,10 @@ def _similarity(entry: dict[str, Any]) -> str:
 
 
 def _references(step: dict[str, Any]) -> str:
-    lines = [
-        f"{ref.get('caption', ref.get('id', '?'))!r}{_similarity(ref)}"
-        for ref in step.get("references") or []
-    ]
+    references = step.get("references") or []
+    lines = [f"{ref.get('caption', ref.get('id', '?'))!r}{_similarity(ref)}" for ref in references[:3]]
+    if len(references) > 3:
+        lines.append(f"{len(references) - 3} more")
     nearest = step.get("nearest")
     if nearest:
         lines.append(f"nearest video {nearest.get('id', '?')}{_similarity(nearest)}")
