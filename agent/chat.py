@@ -9,7 +9,9 @@ reads the message against the last request (:mod:`agent.understanding.followups`
 a new description goes through :class:`~agent.understanding.understander.RequestUnderstander`
 (the LLM's structured output, or the parser), a follow-up edits the last
 request. ``confirm`` asks the person with LangGraph's ``interrupt`` (the CLI
-shows the plan and resumes with the answer); ``--yes`` answers for them.
+shows the plan and resumes with the answer; the web UI shows it and resumes
+when Generate is pressed, :meth:`ChatSession.propose` / :meth:`ChatSession.answer`);
+``--yes`` answers for them.
 
 The state (:class:`ChatState`) is saved by LangGraph's SQLite checkpointer in
 ``<home>/sessions/chat.sqlite``, one thread per session name, so

@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--result", default="ui_plan_latency", help="name of the bench/results file")
     args = parser.parse_args()
 
     subprocess.run(
@@ -114,7 +115,7 @@ def main() -> None:
         "",
         f"Target: warm p50 <= {TARGET_P50_S * 1000:.0f} ms: **{'met' if p50 <= TARGET_P50_S else 'NOT met'}**.",
     ]
-    path = write_result("ui_plan_latency", "Warm UI plan against a cold CLI `plan`", "\n".join(lines))
+    path = write_result(args.result, "Warm UI plan against a cold CLI `plan`", "\n".join(lines))
     print(path.read_text())
 
 
