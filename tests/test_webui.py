@@ -167,6 +167,10 @@ def test_a_plan_waits_in_the_session_store_for_the_answer_from_another_process(t
         assert done.state.outputs is not None and len(fake.generated) == 1 and not chat.waiting()
         with pytest.raises(ReelgraphError, match="No plan waits"):
             chat.answer(True)
+        chat.propose("a green cube spins")  # planned, never generated ...
+        edited = chat.propose("now the cube is yellow")  # ... and the next message edits it
+        assert edited.asked and edited.state.turn.number == 3
+        assert chat.answer(True).state.plan["scenes"][0]["prompt"] == "a yellow cube spins"
 
 
 @pytest.mark.slow

@@ -18,7 +18,15 @@ from agent.state import SceneRequest
 from reelgraph.errors import ReelgraphError
 from webui.backend import UiBackend
 from webui.safety import check_image_upload
-from webui.views import PANEL_SETTINGS, PLAN_COLUMNS, SETTINGS_COLUMNS, plan_rows, plan_summary, settings_rows
+from webui.views import (
+    PANEL_SETTINGS,
+    PLAN_COLUMNS,
+    SETTINGS_COLUMNS,
+    plan_rows,
+    plan_summary,
+    read_manifest,
+    settings_rows,
+)
 
 STORY_COLUMNS = ["prompt", "seconds", "image"]
 PLAN_WIDTHS = ["5%", "9%", "7%", "31%", "20%", "28%"]
@@ -46,8 +54,6 @@ def _result(outputs: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
     """The video, contact sheet, manifest (as JSON) and downloads of a finished run."""
     if not outputs:
         return None, None, None, None
-    from webui.views import read_manifest
-
     manifest_path = Path(outputs["manifest"])
     files = [str(outputs[name]) for name in ("video", "gif", "sheet", "manifest") if outputs.get(name)]
     return str(outputs["video"]), str(outputs["sheet"]), read_manifest(manifest_path.parent), files
