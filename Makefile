@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,ray]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,ray,ui]"
 	touch $(STAMP)
 
 # The demo first renders a small toy pool (once; a rerun adds nothing): references for the offline

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from reelgraph.commands import batch, caches, memory, npnet, toy
+from reelgraph.commands import batch, caches, memory, npnet, toy, ui
 from reelgraph.commands.common import (
     DeviceOpt,
     Globals,
@@ -69,6 +69,7 @@ app.command()(memory.search)
 app.command("probe")(toy.probe_command)
 app.command("eval")(toy.eval_command)
 app.command("batch")(batch.batch_command)
+app.command("ui")(sampling_options()(ui.ui_command))
 
 
 @app.callback()

@@ -9,7 +9,9 @@ reads the message against the last request (:mod:`agent.understanding.followups`
 a new description goes through :class:`~agent.understanding.understander.RequestUnderstander`
 (the LLM's structured output, or the parser), a follow-up edits the last
 request. ``confirm`` asks the person with LangGraph's ``interrupt`` (the CLI
-shows the plan and resumes with the answer); ``--yes`` answers for them.
+shows the plan and resumes with the answer; the web UI shows it and resumes
+when Generate is pressed, :meth:`ChatSession.propose` / :meth:`ChatSession.answer`);
+``--yes`` answers for them.
 
 The state (:class:`ChatState`) is saved by LangGraph's SQLite checkpointer in
 ``<home>/sessions/chat.sqlite``, one thread per session name, so
@@ -250,17 +252,37 @@ class ChatSession:
 
     def send(self, message: str, ask: Ask, auto_yes: bool = False) -> Reply:
         """Run one turn; ``ask(state)`` answers the confirmation (after the CLI shows the plan)."""
+        reply = self.propose(message, auto_yes=auto_yes)
+        if not reply.asked:
+            return reply
+        return self.answer(bool(ask(reply.state))).model_copy(update={"asked": True})
+
+    def propose(self, message: str, auto_yes: bool = False) -> Reply:
+        """Run a turn up to its confirmation: ``asked`` when the plan waits for :meth:`answer`.
+
+        The wait is checkpointed in the session store, so the answer may come from another
+        process (the web UI's Generate button after the terminal planned, or the other way round).
+        """
         result = self.graph.invoke(
             {"session": self.session, "message": message, "auto_yes": auto_yes},
             self.config,
             durability="sync",
         )
-        asked = False
         if result.get("__interrupt__"):
-            asked = True
             pending = ChatState.model_validate({k: v for k, v in result.items() if k != "__interrupt__"})
-            result = self.graph.invoke(Command(resume=bool(ask(pending))), self.config, durability="sync")
-        return Reply(state=ChatState.model_validate(result), asked=asked)
+            return Reply(state=pending, asked=True)
+        return Reply(state=ChatState.model_validate(result))
+
+    def waiting(self) -> bool:
+        """Whether the last turn's plan waits for a yes or no."""
+        return "confirm" in (self.graph.get_state(self.config).next or ())
+
+    def answer(self, yes: bool) -> Reply:
+        """Answer the waiting plan: generate it (``yes``) or leave it."""
+        if not self.waiting():
+            raise ReelgraphError("No plan waits to be generated.", fix="describe a video first.")
+        result = self.graph.invoke(Command(resume=bool(yes)), self.config, durability="sync")
+        return Reply(state=ChatState.model_validate(result))
 
 
 @contextlib.contextmanager
@@ -270,8 +292,9 @@ def open_session(home: Path, session: str, services: ChatServices) -> Iterator[C
         yield ChatSession(build_chat_graph(services, saver), session)
 
 
-def chat_services(settings: Any, progress: Any = None) -> ChatServices:
-    """The chat's services over the real request graph, built once per session from ``settings``."""
+def chat_services(settings: Any, progress: Any = None, services: Any = None) -> ChatServices:
+    """The chat's services over the real request graph, built once per session from ``settings``
+    (or over ``services`` already built from them, as the web UI keeps them for its process)."""
     import secrets
     from datetime import datetime
 
@@ -279,10 +302,9 @@ def chat_services(settings: Any, progress: Any = None) -> ChatServices:
     from agent.composition import build_services
     from reelgraph.runs import slugify
 
-    services = build_services(settings, progress)
+    services = services or build_services(settings, progress)
     info = services.generator.model_info
     frames = settings.num_frames or info.num_frames
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
 
     def with_seed(seed: int, negative: str):
         return settings.model_copy(
@@ -301,8 +323,10 @@ def chat_services(settings: Any, progress: Any = None) -> ChatServices:
         understander=RequestUnderstander(services.llm),
         plan=plan,
         generate=generate,
+        # Stamped when the turn runs: one process (the web UI) serves many sessions and turns.
         run_dir=lambda turn, prompt: (
-            Path(settings.output_dir) / f"{stamp}-chat-t{turn}-{slugify(prompt, 30)}"
+            Path(settings.output_dir)
+            / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-chat-t{turn}-{slugify(prompt, 30)}"
         ),
         new_seed=lambda: secrets.randbelow(2**31),
         base_seed=settings.seed,

@@ -7,6 +7,7 @@ The CLI and tests call these; they build the services once and hand them to
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,12 +127,20 @@ def generate_scenes(
     return run_checkpointed(services, state, settings, overwrite=overwrite)
 
 
-def resume(settings: Settings, run_dir: Path, progress: ProgressHook | None = None) -> RunState:
+def resume(
+    settings: Settings,
+    run_dir: Path,
+    progress: ProgressHook | None = None,
+    services_for: Callable[[Settings], Services] | None = None,
+) -> RunState:
     """Continue a killed run (``generate --resume``) with the settings it was started with.
 
     Where requests go and files are written (LLM endpoint and key, Chroma, home) come from
     ``settings`` (the current ones), never from the run folder (:mod:`agent.resumed_settings`).
+    ``services_for(settings)`` hands out services a long-lived process (the web UI) already
+    built from those settings; by default they are built here.
     """
     saved = saved_settings(run_dir)
     started_with = resumed_settings(settings, saved, str(resume_dir(run_dir) / "settings.json"))
-    return resume_run(Path(run_dir), build_services(started_with, progress))
+    services = services_for(started_with) if services_for else build_services(started_with, progress)
+    return resume_run(Path(run_dir), services)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 DISTRIBUTION = "reelgraph"
 
 # What pyproject.toml installs (a test keeps the two equal).
-TOP_LEVEL_NAMES = ("agent", "cli", "generation", "memory", "motion_prior", "reelgraph", "toyworld")
+TOP_LEVEL_NAMES = ("agent", "cli", "generation", "memory", "motion_prior", "reelgraph", "toyworld", "webui")
 
 
 def import_name_clashes(provided_by: Mapping[str, list[str]] | None = None) -> dict[str, list[str]]:
