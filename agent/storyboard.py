@@ -168,7 +168,7 @@ def read_storyboard(path: str | Path, max_frames: int | None = None) -> tuple[li
         entries = [
             line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
         ]
-    return parse_storyboard_data(entries, f"Storyboard {str(path)!r}", path.parent, max_frames)
+    return parse_storyboard_data(entries, f"Storyboard {str(path)!r}", path.parent, max_frames), extension
 
 
 def parse_storyboard_data(
@@ -185,4 +185,4 @@ def parse_storyboard_data(
             f"{where} asks for {total} frames; the limit is {max_frames}.",
             fix="shorten its scenes, or raise max_video_frames (config or REELGRAPH_MAX_VIDEO_FRAMES).",
         )
-    return scenes, extension
+    return scenes

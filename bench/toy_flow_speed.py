@@ -42,7 +42,9 @@ def flow_clip_timer(model_name: str, steps: int | None):
     def one_clip() -> None:
         embeds = model.encode_prompt([PROMPT], info.max_prompt_tokens)
         negative = model.encode_prompt([""], info.max_prompt_tokens)
-        latents = torch.randn(model.latent_shape(1, info.num_frames, info.height, info.width), generator=generator)
+        latents = torch.randn(
+            model.latent_shape(1, info.num_frames, info.height, info.width), generator=generator
+        )
         model.decode_latents(model.sample(embeds, negative, latents, steps, info.guidance_scale))
 
     return one_clip, steps

@@ -190,7 +190,9 @@ def main() -> None:
             drift = drift_at_high_noise(estimator, max(2, args.clips // 2), args.seed)
         out = args.out / Path(model_name).name
         out.mkdir(parents=True, exist_ok=True)
-        prompts = read_prompts(write_prompt_file(out / "prompts.jsonl", prompt_set(args.prompts, args.seed, "eval")))
+        prompts = read_prompts(
+            write_prompt_file(out / "prompts.jsonl", prompt_set(args.prompts, args.seed, "eval"))
+        )
         probe = run_eval(settings, prompts, out, seed=args.seed, configs={"plain": PLAIN})["plain"]
         rows.append(
             f"| {model_name} | {model.info.weights_hash} | {accuracy:.3f} | {drift['move_right']:+.2f} | "
@@ -199,7 +201,7 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     table = (
-        "| model | weights | motion by denoising error | drift \"right\" | drift \"left\" | true drift | "
+        '| model | weights | motion by denoising error | drift "right" | drift "left" | true drift | '
         "probe colour | probe single motion | probe all |\n|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
     )

@@ -19,9 +19,10 @@ Two joins are offered:
   are not shown twice.
 
 ``mode="independent"`` is the baseline: every clip from its own Gaussian
-noise, all ``N`` frames kept, joined end to end. ``mode="artv"`` names ART-V's
-trained continuation network (masked diffusion); no sampler runs it yet, so
-the plan refuses it (:func:`artv_refusal`).
+noise, all ``N`` frames kept, joined end to end. ``mode="artv"`` is ART-V's
+masked diffusion (§3.1): a network that takes given frames with a mask (the
+toy flow model's conditioning channels) gets the previous clip's last ``M``
+frames and generates the rest; other models refuse it (:func:`artv_refusal`).
 """
 
 from __future__ import annotations
@@ -46,23 +47,24 @@ EXTENSION_MODES: dict[str, str] = {
     "in forward time",
     "vidrd-literal": "VidRD as eq. 6-8 are printed: the prompt frames mirror the previous clip's last "
     "frames (reversed order)",
-    "artv": "ART-V: a continuation network trained with masked diffusion takes the last frames",
+    "artv": "ART-V masked diffusion: the model takes the previous clip's last frames as given frames "
+    "(with a mask) and generates the rest",
     "independent": "independent clips joined end to end (no extension)",
 }
 """Every ``extension_mode`` (the ``--extension`` flag, the storyboard's ``extension:`` key) and what it does."""
 
 
-def artv_refusal(conditioning_frames: bool) -> str:
-    """Why ``extension_mode="artv"`` cannot run on a model (it never can yet; the reason says which part is missing)."""
+def artv_refusal(conditioning_frames: bool, flow: bool) -> str | None:
+    """Why ``extension_mode="artv"`` cannot run on a model, or None when it can: a flow model whose
+    network takes given frames with a mask (ART-V §3.1's masked diffusion; the toy flow model)."""
     if not conditioning_frames:
         return (
             "the model has no continuation network: ART-V's masked diffusion needs a model trained to take "
             'conditioning frames with a mask (its reelgraph.json declares "conditioning_frames": true)'
         )
-    return (
-        "the model declares conditioning frames, but reelgraph has no ART-V sampler yet (masked "
-        "conditioning, anchor frame and noise augmentation of issue 18, item 2, are not built)"
-    )
+    if not flow:
+        return "ART-V's masked continuation runs on the flow-matching path only (no DDIM model takes given frames)"
+    return None
 
 
 class ExtensionParams(BaseModel):
@@ -113,8 +115,8 @@ class ExtensionParams(BaseModel):
 
     @property
     def reuses_clips(self) -> bool:
-        """Whether a clip starts from the previous clip's hand-off (the two VidRD readings)."""
-        return self.mode in ("vidrd", "vidrd-literal")
+        """Whether a clip starts from the previous clip's hand-off (the two VidRD readings and ART-V)."""
+        return self.mode in ("vidrd", "vidrd-literal", "artv")
 
     @property
     def forward(self) -> bool:
@@ -128,7 +130,7 @@ class ExtensionParams(BaseModel):
     @property
     def strategies(self) -> str:
         """``FNR``, ``FNR+PNS``, ``FNR+PNS+DSG`` (``, literal`` for eq. 6-8 as printed), ``artv`` or ``independent``."""
-        if not self.reuses_clips:
+        if not self.reuses_clips or self.mode == "artv":
             return self.mode
         joined = "+".join(["FNR", *(["PNS"] if self.pns else []), *(["DSG"] if self.dsg else [])])
         return joined if self.forward else f"{joined}, literal"
@@ -143,6 +145,11 @@ class ExtensionParams(BaseModel):
         if not self.reuses_clips:
             return EXTENSION_MODES[self.mode]
         p = self.resolved(clip_frames, temporal_compression)
+        if self.mode == "artv":
+            return (
+                f"ART-V masked continuation: the previous clip's last M={p.prompt_frames} frames given with a "
+                "mask, the rest generated (no anchor frame, no noise augmentation: not trained)"
+            )
         reading = "in forward time" if self.forward else "reversed as eq. 6-8 are printed"
         parts = [f"VidRD {self.strategies}", f"prompt frames {reading}", f"M={p.prompt_frames}"]
         if self.pns:

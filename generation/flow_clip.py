@@ -191,6 +191,7 @@ def sample_flow_clip(
             request.guidance_scale,
             callback=callback,
             latents_hook=setup.hook if setup else None,
+            given=setup.given(latents) if setup else None,
         )
         if setup is not None:
             latents = setup.finish(latents)

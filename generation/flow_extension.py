@@ -58,6 +58,12 @@ def prompt_latent_frames(family: Family, prompt_frames: int) -> int:
     return family.latent_frames(prompt_frames)
 
 
+def _takes_given_frames(model) -> bool:
+    """Whether the model's network takes given frames with a mask (``reelgraph.json``'s
+    ``conditioning_frames``: the toy flow model's conditioning channels)."""
+    return bool(getattr(model.info, "conditioning_frames", False))
+
+
 class FlowClipExtension:
     """One flow clip's share of the extension: its initial noise, the holding hook, its hand-off."""
 
@@ -93,8 +99,13 @@ class FlowClipExtension:
         # DSG over latent frames: schedule[d] = guided steps of the previous clip's latent frame n-1-d.
         self.schedule = guidance_schedule(self.m, self.params.beta, num_steps) if self.params.dsg else []
         self.previous: PromptFrames | None = None
-        if self.params.mode == "artv":
-            raise ValueError("extension_mode 'artv' has no sampler here; the plan refuses it")
+        # ART-V §3.1 masked diffusion: given frames go through the network's conditioning channels
+        # (Wan's image-to-video layout) instead of being held in the latents.
+        self.masked = self.params.mode == "artv" or (self.image is not None and _takes_given_frames(model))
+        if self.params.mode == "artv" and not _takes_given_frames(model):
+            raise ValueError(
+                "extension_mode 'artv' needs a model that takes given frames; the plan refuses it"
+            )
         if spec.start in ("previous_clip", "previous_scene") and self.params.reuses_clips:
             if spec.previous_path is None:
                 raise ValueError(
@@ -112,8 +123,26 @@ class FlowClipExtension:
         self._initial: torch.Tensor | None = None
         self._tail: list[torch.Tensor] = []
 
+    def given(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """ART-V's given frames for a clip of latents ``(1, C, n, h, w)``: the previous clip's last ``m``
+        clean latent frames (or the image) as frames ``0 .. m-1`` and their mask ``(1, 1, n, h, w)``;
+        None when nothing is given through the conditioning channels."""
+        if not self.masked or self.previous is None:
+            return None
+        known = self.image if self.image is not None else self.previous.tail[-1]  # (1, C, m, h, w), clean
+        given = torch.zeros_like(latents)
+        given[:, :, : known.shape[2]] = known.to(latents)
+        mask = torch.zeros_like(latents[:, :1])
+        mask[:, :, : known.shape[2]] = 1.0
+        return given, mask
+
     def initial_latents(self, fresh: torch.Tensor) -> torch.Tensor:
         """``z`` at σ = 1 ``(1, C, n, h, w)``: ``fresh`` (eq. 5), or eq. 6 / eq. 7 from the previous clip."""
+        if self.masked:  # ART-V: fresh noise; the given frames enter through the mask channels
+            if self.image is not None:
+                self.previous = PromptFrames(initial=fresh, tail=self.image.to(fresh)[None])
+            self._initial = fresh
+            return fresh
         if self.image is not None:  # a virtual previous clip: the image on the flow path, entries 0 .. S
             noise = fresh[:, :, :1]
             image = self.image.to(fresh)
@@ -128,6 +157,13 @@ class FlowClipExtension:
     def _hold(self, entry: int, latents: torch.Tensor) -> torch.Tensor:
         if self.previous is None:
             return latents
+        if self.masked:  # the clean given frames replace the model's copy of them in the output only
+            if entry < self.num_steps:
+                return latents
+            known = self.image if self.image is not None else self.previous.tail[-1]
+            out = latents.clone()
+            out[:, :, : known.shape[2]] = known.to(latents)
+            return out
         if self.image is None:  # a previous clip: staged guidance, eq. 8' (forward) or eq. 8
             return staged_guidance(latents, self.previous.tail[entry], entry, self.schedule, self.forward)
         held = self.previous.tail[entry]  # (B, C, 1, h, w): the image on the flow path, every entry
@@ -166,7 +202,7 @@ class FlowClipExtension:
             "prompt_latent_frames": self.m,
             "held_latent_frames": 0 if self.previous is None else int(self.previous.tail.shape[3]),
             "noise": ("FNR+PNS" if self.params.pns else "FNR")
-            if self.previous is not None and self.image is None
+            if self.previous is not None and self.image is None and not self.masked
             else "fresh",
             "held": self._held(),
         }
@@ -174,6 +210,8 @@ class FlowClipExtension:
     def _held(self) -> str:
         if self.previous is None:
             return "none"
+        if self.masked:
+            return "given with a mask (ART-V masked diffusion), the clean frames kept in the output"
         if self.image is not None:
             return "every step"
         if not self.schedule:

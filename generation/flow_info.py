@@ -50,7 +50,9 @@ def read_flow_info(folder: Path, family: Family, model_id: str | None, hash_memo
         max_prompt_tokens=int(text.get("max_length", max_tokens)),
         unet_parameters=parameters,
         unet_max_channels=int(heads * head_dim),
-        latent_channels=int(transformer.get("out_channels") or transformer.get("in_channels", family.latent_channels)),
+        latent_channels=int(
+            transformer.get("out_channels") or transformer.get("in_channels", family.latent_channels)
+        ),
         vae_scale_factor=family.spatial_compression,
         family=family.name,
         flow_shift=scheduler.get("flow_shift", scheduler.get("shift")),

@@ -29,13 +29,22 @@ from generation.model_info import ModelInfo
 from generation.sampling import Conditioning, StepCallback
 
 
-def _transformer_velocity(transformer: torch.nn.Module):
+Given = tuple[torch.Tensor, torch.Tensor]  # given latents (B, C, F, h, w) and their mask (B, 1, F, h, w)
+
+
+def _transformer_velocity(transformer: torch.nn.Module, given: Given | None = None):
+    """The velocity of a Wan transformer; ``given`` frames go through the conditioning channels of a
+    network that has them (:class:`~generation.toy_transformer.ToyWanTransformer`, ART-V's masked
+    diffusion), the same for the conditional and the unconditional call."""
+    extra = {} if given is None else {"given_latents": given[0], "given_mask": given[1]}
+
     def velocity(latents: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
         return transformer(
             hidden_states=latents.to(transformer.dtype),
             timestep=timestep,
             encoder_hidden_states=prompt_embeds,
             return_dict=False,
+            **extra,
         )[0]
 
     return velocity
@@ -88,8 +97,10 @@ class WanModel:
             return None
         return self.boundary_ratio * scheduler.config.num_train_timesteps
 
-    def _experts(self, guidance_scale: float, guidance_scale_2: float | None = None) -> tuple[Expert, ...]:
-        experts = [Expert(_transformer_velocity(self.transformer), guidance_scale)]
+    def _experts(
+        self, guidance_scale: float, guidance_scale_2: float | None = None, given: Given | None = None
+    ) -> tuple[Expert, ...]:
+        experts = [Expert(_transformer_velocity(self.transformer, given), guidance_scale)]
         if self.transformer_2 is not None:
             scale_2 = guidance_scale if guidance_scale_2 is None else guidance_scale_2
             experts.append(Expert(_transformer_velocity(self.transformer_2), scale_2))
@@ -106,10 +117,11 @@ class WanModel:
         guidance_scale_2: float | None = None,
         callback: StepCallback | None = None,
         latents_hook: LatentsHook | None = None,
+        given: Given | None = None,
     ) -> torch.Tensor:
         scheduler = self.make_scheduler()
         return flow_sample(
-            self._experts(guidance_scale, guidance_scale_2),
+            self._experts(guidance_scale, guidance_scale_2, given),
             scheduler,
             latents,
             prompt_embeds,
@@ -199,10 +211,13 @@ def _wan_components(folder: Path, family: Family, device: torch.device, dtype: t
     transformer_2 = None
     if family is WAN22:
         transformer_2 = _frozen(
-            WanTransformer3DModel.from_pretrained(folder, subfolder="transformer_2", torch_dtype=dtype), device
+            WanTransformer3DModel.from_pretrained(folder, subfolder="transformer_2", torch_dtype=dtype),
+            device,
         )
     # Wan's VAE decodes in fp32 in diffusers' examples: its causal convolutions overflow in fp16.
-    vae = _frozen(AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32), device)
+    vae = _frozen(
+        AutoencoderKLWan.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32), device
+    )
     text_encoder = _frozen(
         UMT5EncoderModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype), device
     )

@@ -141,10 +141,14 @@ def test_artv_is_refused_for_a_model_without_a_continuation_network():
     with pytest.raises(ReelgraphError) as refused:
         _plan({"mode": "artv"})
     assert "--extension artv" in str(refused.value) and "no continuation network" in refused.value.why
-    declared = dataclasses.replace(INFO, conditioning_frames=True)
+    declared = dataclasses.replace(
+        INFO, conditioning_frames=True
+    )  # but a DDIM model (INFO has no flow shift)
     with pytest.raises(ReelgraphError) as refused:
         _plan({"mode": "artv"}, info=declared)
-    assert "no ART-V sampler yet" in refused.value.why
+    assert "flow-matching path only" in refused.value.why
+    flow = dataclasses.replace(declared, flow_shift=1.0, family="reelgraph toy flow")
+    assert _plan({"mode": "artv"}, info=flow).scenes[0].extension.mode == "artv"  # the toy flow model runs it
     assert _plan({"mode": "artv"}, frames=8).scenes[0].extension.status == "skipped"  # one clip: no join
 
 

@@ -146,7 +146,9 @@ def test_flow_batches_give_the_first_frames_of_a_share_of_clips():
     pool = LatentPool(lambda frames, gen: None, 8)
     pool.latents = torch.randn(10, 4, 8, 2, 2)
     pool.captions = torch.zeros(10, dtype=torch.long)
-    bank = CaptionBank(torch.ones(1, 3, 8, dtype=torch.float16), torch.zeros(1, 3, 8, dtype=torch.float16), [])
+    bank = CaptionBank(
+        torch.ones(1, 3, 8, dtype=torch.float16), torch.zeros(1, 3, 8, dtype=torch.float16), []
+    )
     batch = flow_batch(pool, bank, config, torch.Generator().manual_seed(0), torch.device("cpu"))
     given = batch.given_mask[:, 0, :, 0, 0]  # (B, F)
     counts = given.sum(dim=1)
@@ -204,3 +206,79 @@ def test_bad_training_inputs_are_refused_before_any_work(tmp_path):
     with pytest.raises(ReelgraphError, match="no trained VAE"):
         train_toy_model(tmp_path / "c", minutes=1, device="cpu", progress=False, vae_from=str(tmp_path))
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+@pytest.fixture(scope="module")
+def micro_flow_folder(tmp_path_factory):
+    """A micro toy flow model folder (random weights) as the trainer writes it."""
+    from toyworld.training.model_folder import save_model_folder
+    from toyworld.training.network import NETWORKS
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        vae = architecture.build_vae(architecture.MICRO_VAE_CONFIG)
+    return save_model_folder(
+        tmp_path_factory.mktemp("micro-flow"),
+        _micro_transformer(),
+        vae,
+        {},
+        network=NETWORKS["wan"],
+        distribution="flow_train",
+        guidance_scale=3.0,
+    )
+
+
+def test_artv_continues_each_clip_from_the_previous_clips_last_latent_frames(
+    tmp_path, monkeypatch, micro_flow_folder
+):
+    """ART-V masked diffusion (ART-V §3.1): every transformer call of an extension clip gets the
+    previous clip's last m clean latent frames as given frames 0 .. m-1 with a mask; the first clip
+    gets none; the output keeps the given frames exactly."""
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    import cli
+    from generation.toy_transformer import ToyWanTransformer
+
+    calls = []
+    forward = ToyWanTransformer.forward
+
+    def recording(self, *args, given_latents=None, given_mask=None, **kwargs):
+        calls.append((given_latents, given_mask))
+        return forward(self, *args, given_latents=given_latents, given_mask=given_mask, **kwargs)
+
+    monkeypatch.setattr(ToyWanTransformer, "forward", recording)
+    out = tmp_path / "run"
+    args = ["--home", str(tmp_path / "home"), "generate", "a red ball rolls to the right", "--model",
+            str(micro_flow_folder), "--frames", "12", "--steps", "2", "--extension", "artv", "--out", str(out),
+            "--json"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["long_video"]["method"] == "artv"
+    assert [c["kept"] for c in manifest["long_video"]["clips"]] == [[0, 8], [4, 8]]
+    per_clip = 2 * 2  # steps x (conditional, unconditional)
+    assert len(calls) == 2 * per_clip
+    assert all(given is None for given, _ in calls[:per_clip])
+    m = 4  # M = N / 2 prompt frames, one latent frame each (no temporal compression)
+    # The clip cache: the first clip left a hand-off, the second (the last) did not.
+    folders = [p.parent for p in (tmp_path / "home" / "cache" / "clips").glob("*/*/latents.safetensors")]
+    (first_dir,) = [f for f in folders if (f / "handoff.safetensors").is_file()]
+    (second_dir,) = [f for f in folders if f != first_dir]
+    first = load_file(str(first_dir / "latents.safetensors"))["latents"]
+    second = load_file(str(second_dir / "latents.safetensors"))["latents"]
+    for given, mask in calls[per_clip:]:
+        assert torch.equal(mask[0, 0, :, 0, 0], torch.tensor([1.0] * m + [0.0] * (8 - m)))
+        assert torch.allclose(given[:, :, :m], first[:, :, -m:])
+    assert torch.allclose(second[:, :, :m], first[:, :, -m:])  # kept exactly in the output
+
+
+def test_artv_is_refused_on_a_model_without_given_frames(tmp_path, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    import cli
+
+    args = ["--home", str(tmp_path / "home"), "plan", "a red ball rolls to the right", "--model",
+            str(tiny_model_dir), "--frames", "24", "--extension", "artv"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 1 and "no continuation network" in result.output

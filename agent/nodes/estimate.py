@@ -77,12 +77,13 @@ def _refuse_what_the_model_cannot_do(state: RunState, scene, slots, info) -> Non
     artv_needed = needs or (
         [("extension", f"scene {scene.index + 1} continues scene {scene.index}")] if continued else []
     )
-    if params.mode == "artv" and artv_needed:
+    artv_why = artv_refusal(bool(info.conditioning_frames), info.flow_shift is not None)
+    if params.mode == "artv" and artv_needed and artv_why is not None:
         why_needed = artv_needed[0][1]
         raise ReelgraphError(
             f"Scene {scene.index + 1} needs a continuation ({why_needed}); --extension artv cannot run "
             f"on {info.model_id!r}.",
-            why=f"artv: {artv_refusal(bool(info.conditioning_frames))}.",
+            why=f"artv: {artv_why}.",
             fix="use --extension vidrd (VidRD keeping direction) or --extension independent "
             "(REELGRAPH_EXTENSION_MODE, or extension: in a storyboard).",
         )

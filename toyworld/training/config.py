@@ -82,7 +82,9 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with the fields left None set to the network's defaults (what a run trains with)."""
         denoiser = network.network_named(self.network)
-        filled = {name: value for name, value in denoiser.training_defaults.items() if getattr(self, name) is None}
+        filled = {
+            name: value for name, value in denoiser.training_defaults.items() if getattr(self, name) is None
+        }
         if self.unet_config is None:
             filled["unet_config"] = denoiser.default_config()
         return dataclasses.replace(self, **filled)

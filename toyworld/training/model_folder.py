@@ -69,6 +69,8 @@ def save_model_folder(
             "fps": FPS,
             "guidance_scale": guidance_scale,
             "text_encoder": text_encoder,
+            # the transformer takes given frames with a mask (ART-V's masked diffusion, --extension artv)
+            **({"conditioning_frames": True} if flow else {}),
         },
     )
     write_json(out / PLANNING_HINTS, planning_hints(distribution))

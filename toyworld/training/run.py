@@ -114,7 +114,9 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path, prompt_encoder: 
 
     state = Path(run_dir) / CHECKPOINT_DIR / "state.json"
     if not state.is_file():
-        raise ReelgraphError(f"{run_dir} has no training checkpoint.", fix="pass the folder a run trains into.")
+        raise ReelgraphError(
+            f"{run_dir} has no training checkpoint.", fix="pass the folder a run trains into."
+        )
     saved = json.loads(state.read_text())
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     # A checkpoint from before the network field trained the UNet.
