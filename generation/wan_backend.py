@@ -28,7 +28,6 @@ from generation.flow_sampling import Expert, LatentsHook, flow_sample
 from generation.model_info import ModelInfo
 from generation.sampling import Conditioning, StepCallback
 
-
 Given = tuple[torch.Tensor, torch.Tensor]  # given latents (B, C, F, h, w) and their mask (B, 1, F, h, w)
 
 

@@ -51,11 +51,11 @@ __all__ = [
     "TrainConfig",
     "TrainingProgress",
     "diffusion_loss",
+    "export_checkpoint",
     "min_snr_weights",
     "plot_losses",
     "save_model_folder",
     "standardize_latent_channels",
-    "export_checkpoint",
     "train_toy_model",
     "vae_loss",
 ]

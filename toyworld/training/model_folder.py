@@ -12,8 +12,8 @@ from reelgraph.atomic import write_json
 from reelgraph.hashing import PLANNING_HINTS
 from toyworld import architecture
 from toyworld.spec import FPS, FRAME_SIZE
-from toyworld.training.network import NETWORKS, Network
 from toyworld.training.config import TEXT_MODEL
+from toyworld.training.network import NETWORKS, Network
 
 FLOW_CLASS = "ReelgraphToyFlow"  # model_index.json's _class_name of the flow model (generation.families)
 
