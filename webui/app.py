@@ -381,20 +381,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
             gr.Markdown("### Model families the backend knows\n" + support_table())
 
         panel = [model, device, seed, steps, guidance, frames, rewrite, noise, tuning, extension, budget]
-        names = [
-            "model",
-            "device",
-            "seed",
-            "num_inference_steps",
-            "guidance_scale",
-            "num_frames",
-            "rewrite",
-            "noise_source",
-            "motion_tuning",
-            "extension_mode",
-            "budget_seconds",
-        ]
-        assert set(names) <= set(PANEL_SETTINGS)
+        names = list(PANEL_SETTINGS[: len(panel)])  # the panel's inputs, in PANEL_SETTINGS order
 
         def overrides(data) -> dict[str, Any]:
             """The panel's values by setting name (``data``: Gradio's component -> value of a set input)."""
