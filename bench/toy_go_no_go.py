@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-go-no-go"))
     parser.add_argument("--name", default="toy_go_no_go")
     parser.add_argument("--note", default="", help="a line under the table (training time of each model)")
+    parser.add_argument(
+        "--no-probe", action="store_true", help="skip (c), the sampled prompts (checkpoint curves)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -188,16 +191,18 @@ def main() -> None:
         with torch.inference_mode():
             accuracy = motion_by_denoising_error(estimator, args.clips, args.seed)
             drift = drift_at_high_noise(estimator, max(2, args.clips // 2), args.seed)
-        out = args.out / Path(model_name).name
-        out.mkdir(parents=True, exist_ok=True)
-        prompts = read_prompts(
-            write_prompt_file(out / "prompts.jsonl", prompt_set(args.prompts, args.seed, "eval"))
-        )
-        probe = run_eval(settings, prompts, out, seed=args.seed, configs={"plain": PLAIN})["plain"]
+        probe = {"color_acc": None, "motion_acc_single": None, "all_acc": None}
+        if not args.no_probe:
+            out = args.out / Path(model_name).name
+            out.mkdir(parents=True, exist_ok=True)
+            drawn = prompt_set(args.prompts, args.seed, "eval")
+            prompts = read_prompts(write_prompt_file(out / "prompts.jsonl", drawn))
+            probe = run_eval(settings, prompts, out, seed=args.seed, configs={"plain": PLAIN})["plain"]
+        read = [probe[key] for key in ("color_acc", "motion_acc_single", "all_acc")]
+        cells = " | ".join("-" if value is None else f"{value:.3f}" for value in read)
         rows.append(
             f"| {model_name} | {model.info.weights_hash} | {accuracy:.3f} | {drift['move_right']:+.2f} | "
-            f"{drift['move_left']:+.2f} | {drift['true']:+.2f} | {probe['color_acc']:.3f} | "
-            f"{probe['motion_acc_single']:.3f} | {probe['all_acc']:.3f} |"
+            f"{drift['move_left']:+.2f} | {drift['true']:+.2f} | {cells} |"
         )
         print(rows[-1], flush=True)
     table = (

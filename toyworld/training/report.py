@@ -39,6 +39,8 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -
             smooth = _smooth(losses, 50)
             ax.plot(np.arange(len(losses) - len(smooth) + 1, len(losses) + 1), smooth, color="tab:blue")
             ax.set_yscale("log")
+        else:  # a run that reused a trained VAE (vae_from) has no VAE phase
+            ax.text(0.5, 0.5, "no steps in this run", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
