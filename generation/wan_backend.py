@@ -6,6 +6,10 @@ real checkpoint and our tiny test folders take the same path. The prompt is
 encoded as ``WanPipeline`` does: padded to ``max_sequence_length`` with an
 attention mask, the encoder's states past each prompt's length zeroed.
 Latents are normalised with the VAE's ``latents_mean`` / ``latents_std``.
+The embedded toy flow model (family ``reelgraph toy flow``) takes the same
+loop with its own components (:mod:`generation.toy_flow`): MiniLM text states
+and a per-frame VAE behind the same prompt-encoder / codec interface
+(:mod:`generation.flow_codecs`).
 
 ONA (POS eq. 2-4) on this path: :meth:`WanModel.invert_clips` encodes a pool
 clip (posterior mean, normalised) and runs the flow ODE forwards from σ = 0 to
