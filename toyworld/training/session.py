@@ -256,9 +256,8 @@ class TrainingRun:
 
         vae = AutoencoderKL.from_pretrained(Path(folder) / "vae")
         theirs = {k: v for k, v in vae.config.items() if k in self.config.vae_config}
-        if {k: list(v) if isinstance(v, tuple) else v for k, v in theirs.items()} != {
-            k: list(v) if isinstance(v, tuple) else v for k, v in self.config.vae_config.items()
-        }:
+        # Compared as the checkpoint compares configs: in their JSON form (tuples become lists).
+        if json.loads(json.dumps(theirs)) != self.config.to_json()["vae_config"]:
             raise ReelgraphError(
                 f"The VAE in {folder} has another config than this run's.",
                 fix="train without vae_from, or pass the matching vae_config.",
