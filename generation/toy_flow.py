@@ -26,5 +26,6 @@ def toy_flow_components(folder: Path, device: torch.device, dtype: torch.dtype):
     encoder = MiniLMPromptEncoder(
         resolve_text_model(text["model"]), max_length=int(text["max_length"]), zero_padding=True
     )
-    frozen = [m.to(device).eval().requires_grad_(False) for m in (transformer, vae)]
-    return frozen[0], MiniLMPrompts(encoder, device), FrameVideoCodec(frozen[1])
+    from generation.wan_backend import _frozen
+
+    return _frozen(transformer, device), MiniLMPrompts(encoder, device), FrameVideoCodec(_frozen(vae, device))
