@@ -36,6 +36,7 @@ def params_from_settings(settings: Any) -> ExtensionParams:
         keep=settings.extension_keep,
         continue_scenes=settings.scene_continuation,
         anchor=settings.anchor_first_clip,
+        given_noise=settings.extension_given_noise,
     )
 
 

@@ -54,9 +54,12 @@ EXTENSION_MODES: dict[str, str] = {
 """Every ``extension_mode`` (the ``--extension`` flag, the storyboard's ``extension:`` key) and what it does."""
 
 
-def artv_refusal(conditioning_frames: bool, flow: bool) -> str | None:
+def artv_refusal(
+    conditioning_frames: bool, flow: bool, anchor: bool = False, anchor_frame: bool = False
+) -> str | None:
     """Why ``extension_mode="artv"`` cannot run on a model, or None when it can: a flow model whose
-    network takes given frames with a mask (ART-V §3.1's masked diffusion; the toy flow model)."""
+    network takes given frames with a mask (ART-V §3.1's masked diffusion; the toy flow model), and
+    for ``anchor`` one trained with an anchor frame (§3.4)."""
     if not conditioning_frames:
         return (
             "the model has no continuation network: ART-V's masked diffusion needs a model trained to take "
@@ -64,6 +67,11 @@ def artv_refusal(conditioning_frames: bool, flow: bool) -> str | None:
         )
     if not flow:
         return "ART-V's masked continuation runs on the flow-matching path only (no DDIM model takes given frames)"
+    if anchor and not anchor_frame:
+        return (
+            "the anchor was asked for, but the model's continuation network was not trained with an anchor "
+            'frame (its reelgraph.json lacks "anchor_frame": true); run without --anchor'
+        )
     return None
 
 
@@ -81,6 +89,8 @@ class ExtensionParams(BaseModel):
     keep: Literal["all", "new"] = "new"
     continue_scenes: bool = True
     anchor: bool = False
+    # ART-V §3.3: the given frames' noise level (t_test) on a network trained with noise augmentation.
+    given_noise: float = Field(0.15, ge=0, lt=1)
 
     def resolved(self, clip_frames: int, temporal_compression: int = 1) -> ExtensionParams:
         """These parameters with ``M`` filled in for clips of ``clip_frames`` frames, checked.
@@ -146,9 +156,11 @@ class ExtensionParams(BaseModel):
             return EXTENSION_MODES[self.mode]
         p = self.resolved(clip_frames, temporal_compression)
         if self.mode == "artv":
+            anchor = "anchored to the video's first frame" if p.anchor else "no anchor frame"
             return (
                 f"ART-V masked continuation: the previous clip's last M={p.prompt_frames} frames given with a "
-                "mask, the rest generated (no anchor frame, no noise augmentation: not trained)"
+                f"mask (noise level {p.given_noise:g} where the network was trained with noise augmentation), "
+                f"the rest generated, {anchor}"
             )
         reading = "in forward time" if self.forward else "reversed as eq. 6-8 are printed"
         parts = [f"VidRD {self.strategies}", f"prompt frames {reading}", f"M={p.prompt_frames}"]

@@ -50,6 +50,7 @@ import torch
 from generation.clip_plan import ClipStartSpec
 from generation.extension import PromptFrames, guidance_schedule, staged_guidance, vidrd_initial
 from generation.families import Family
+from generation.toy_transformer import GivenFrames
 from reelgraph.errors import ReelgraphError
 
 
@@ -58,10 +59,11 @@ def prompt_latent_frames(family: Family, prompt_frames: int) -> int:
     return family.latent_frames(prompt_frames)
 
 
-def _takes_given_frames(model) -> bool:
-    """Whether the model's network takes given frames with a mask (``reelgraph.json``'s
-    ``conditioning_frames``: the toy flow model's conditioning channels)."""
-    return bool(getattr(model.info, "conditioning_frames", False))
+def _declares(model, capability: str) -> bool:
+    """Whether the model's ``reelgraph.json`` declares a continuation-network capability:
+    ``conditioning_frames`` (given frames with a mask: the toy flow model's conditioning channels),
+    ``condition_noise`` (trained with noise-augmented given frames), ``anchor_frame``."""
+    return bool(getattr(getattr(model, "info", None), capability, False))
 
 
 class FlowClipExtension:
@@ -84,13 +86,22 @@ class FlowClipExtension:
             scheduler.set_timesteps(num_steps)
             sigmas = [float(s) for s in scheduler.sigmas]
             self.sigmas = (sigmas + [0.0] * (num_steps + 1))[: num_steps + 1]
-        if spec.anchor_role != "none":
+        artv = spec.params.mode == "artv"
+        if spec.anchor_role != "none" and not (artv and _declares(model, "anchor_frame")):
             raise ReelgraphError(
-                f"Anchoring to the first clip is not available for {family.name} models.",
-                why="the anchor is recorded in the UNet's attention layers (generation.anchor), "
-                "not in a flow transformer's.",
-                fix="run without --anchor (REELGRAPH_ANCHOR_FIRST_CLIP=false).",
+                f"Anchoring to the first clip is not available here for {family.name} models.",
+                why="on a flow transformer the anchor is ART-V's anchor frame (§3.4), which only a "
+                "continuation network trained with one takes (--extension artv, reelgraph.json "
+                '"anchor_frame": true); the training-free anchor lives in the UNet\'s attention layers.',
+                fix="run without --anchor (REELGRAPH_ANCHOR_FIRST_CLIP=false), or with --extension artv "
+                "on such a model.",
             )
+        self.anchor: torch.Tensor | None = None  # (1, C, h, w): the video's first latent frame
+        if spec.anchor_role == "apply" and spec.anchor_path is not None:
+            from safetensors.torch import load_file
+
+            self.anchor = load_file(spec.anchor_path)["anchor"].to(device, dtype)
+        self.noise_level = spec.params.given_noise if _declares(model, "condition_noise") else 0.0
         self.params = spec.params.resolved(num_frames, family.temporal_compression)
         self.spec = spec
         self.num_steps = num_steps
@@ -101,8 +112,10 @@ class FlowClipExtension:
         self.previous: PromptFrames | None = None
         # ART-V §3.1 masked diffusion: given frames go through the network's conditioning channels
         # (Wan's image-to-video layout) instead of being held in the latents.
-        self.masked = self.params.mode == "artv" or (self.image is not None and _takes_given_frames(model))
-        if self.params.mode == "artv" and not _takes_given_frames(model):
+        self.masked = self.params.mode == "artv" or (
+            self.image is not None and _declares(model, "conditioning_frames")
+        )
+        if self.params.mode == "artv" and not _declares(model, "conditioning_frames"):
             raise ValueError(
                 "extension_mode 'artv' needs a model that takes given frames; the plan refuses it"
             )
@@ -123,18 +136,28 @@ class FlowClipExtension:
         self._initial: torch.Tensor | None = None
         self._tail: list[torch.Tensor] = []
 
-    def given(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """ART-V's given frames for a clip of latents ``(1, C, n, h, w)``: the previous clip's last ``m``
-        clean latent frames (or the image) as frames ``0 .. m-1`` and their mask ``(1, 1, n, h, w)``;
-        None when nothing is given through the conditioning channels."""
+    def given(self, latents: torch.Tensor) -> GivenFrames | None:
+        """ART-V's conditioning for a clip of latents ``(1, C, n, h, w)``: the previous clip's last ``m``
+        latent frames (or the image) as frames ``0 .. m-1`` with their mask ``(1, 1, n, h, w)``, noised to
+        ``given_noise`` on the flow's path with the clip's own noise at those frames where the network
+        was trained so (§3.3), and the video's first latent frame as anchor when anchoring (§3.4; an
+        image start is its own anchor). None when nothing is given through the conditioning channels."""
         if not self.masked or self.previous is None:
             return None
         known = self.image if self.image is not None else self.previous.tail[-1]  # (1, C, m, h, w), clean
+        k = known.shape[2]
         given = torch.zeros_like(latents)
-        given[:, :, : known.shape[2]] = known.to(latents)
+        given[:, :, :k] = known.to(latents)
+        if self.noise_level > 0:
+            assert self._initial is not None, "given() after initial_latents()"
+            s = self.noise_level
+            given[:, :, :k] = (1.0 - s) * given[:, :, :k] + s * self._initial[:, :, :k].to(latents)
         mask = torch.zeros_like(latents[:, :1])
-        mask[:, :, : known.shape[2]] = 1.0
-        return given, mask
+        mask[:, :, :k] = 1.0
+        anchor = self.anchor
+        if anchor is None and self.image is not None and self.spec.anchor_role != "none":
+            anchor = self.image[:, :, 0]
+        return GivenFrames(given, mask, self.noise_level, None if anchor is None else anchor.to(latents))
 
     def initial_latents(self, fresh: torch.Tensor) -> torch.Tensor:
         """``z`` at σ = 1 ``(1, C, n, h, w)``: ``fresh`` (eq. 5), or eq. 6 / eq. 7 from the previous clip."""
@@ -186,6 +209,13 @@ class FlowClipExtension:
     def finish(self, latents: torch.Tensor) -> torch.Tensor:
         """Entry ``S`` (the clean latents): hold and record, then save the hand-off where the spec asks."""
         latents = self._step(self.num_steps, latents)
+        if self.spec.anchor_role == "record" and self.spec.anchor_path is not None:
+            from safetensors.torch import save_file
+
+            from reelgraph.atomic import atomic_path
+
+            with atomic_path(Path(self.spec.anchor_path)) as tmp:
+                save_file({"anchor": latents[:, :, 0].float().cpu().contiguous()}, str(tmp))
         if self.record:
             if self._initial is None or len(self._tail) != self.num_steps + 1:
                 raise RuntimeError("finish() before the clip was sampled")
@@ -211,7 +241,9 @@ class FlowClipExtension:
         if self.previous is None:
             return "none"
         if self.masked:
-            return "given with a mask (ART-V masked diffusion), the clean frames kept in the output"
+            noise = f", noised to {self.noise_level:g}" if self.noise_level else ""
+            anchor = ", anchored to the video's first frame" if self.spec.anchor_role == "apply" else ""
+            return f"given with a mask (ART-V masked diffusion{noise}{anchor}), the clean frames kept in the output"
         if self.image is not None:
             return "every step"
         if not self.schedule:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from generation.families import Family
-from generation.model_info import ModelInfo, declares_conditioning_frames, safetensors_parameter_count
+from generation.model_info import ModelInfo, continuation_flags, safetensors_parameter_count
 from reelgraph.hashing import folder_hash
 
 WAN_DEFAULTS = {"num_frames": 81, "height": 480, "width": 832, "fps": 16}
@@ -58,5 +58,5 @@ def read_flow_info(folder: Path, family: Family, model_id: str | None, hash_memo
         flow_shift=scheduler.get("flow_shift", scheduler.get("shift")),
         unsupported=dict(family.unsupported),
         temporal_compression=family.temporal_compression,
-        conditioning_frames=declares_conditioning_frames(extra),
+        **continuation_flags(extra),
     )

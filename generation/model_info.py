@@ -64,6 +64,10 @@ class ModelInfo:
     # The denoiser takes conditioning frames with a mask (a continuation network, ART-V's masked
     # diffusion): reelgraph.json's "conditioning_frames". False is left out of to_dict().
     conditioning_frames: bool = False
+    # ... trained with noise-augmented given frames (ART-V §3.3) / an anchor frame (§3.4):
+    # reelgraph.json's "condition_noise" / "anchor_frame". False is left out of to_dict().
+    condition_noise: bool = False
+    anchor_frame: bool = False
 
     def frames_for(self, num_frames: int) -> int:
         """The clip length this model can make for ``num_frames``: the next ``k·r + 1`` (never fewer)."""
@@ -79,17 +83,23 @@ class ModelInfo:
         for key in ("family", "flow_shift", "unsupported", "temporal_compression"):
             if data[key] is None:
                 del data[key]
-        if not data["conditioning_frames"]:
-            del data["conditioning_frames"]  # the manifests of models without one stay as they were
+        for key in ("conditioning_frames", "condition_noise", "anchor_frame"):
+            if not data[key]:
+                del data[key]  # the manifests of models without one stay as they were
         return data
 
 
-def declares_conditioning_frames(extra: dict) -> bool:
-    """``reelgraph.json``'s ``"conditioning_frames"`` (default false), refused unless a JSON boolean."""
-    value = extra.get("conditioning_frames", False)
+def declares(extra: dict, key: str) -> bool:
+    """A ``reelgraph.json`` capability flag (default false), refused unless a JSON boolean."""
+    value = extra.get(key, False)
     if not isinstance(value, bool):
-        raise ValueError(f'reelgraph.json "conditioning_frames" must be true or false, not {value!r}')
+        raise ValueError(f'reelgraph.json "{key}" must be true or false, not {value!r}')
     return value
+
+
+def continuation_flags(extra: dict) -> dict[str, bool]:
+    """ModelInfo's continuation-network fields from ``reelgraph.json``."""
+    return {key: declares(extra, key) for key in ("conditioning_frames", "condition_noise", "anchor_frame")}
 
 
 def _read_json(path: Path) -> dict:
@@ -227,7 +237,7 @@ def _read_model_info(folder: Path, model_id: str | None, hash_memo: Path | None)
         unet_max_channels=int(max(unet_config.get("block_out_channels", [320]))),
         latent_channels=int(unet_config.get("in_channels", 4)),
         vae_scale_factor=vae_scale,
-        conditioning_frames=declares_conditioning_frames(extra),
+        **continuation_flags(extra),
         **family_fields,
     )
 

@@ -31,15 +31,14 @@ from generation.flow_inversion import flow_invert
 from generation.flow_sampling import Expert, LatentsHook, flow_sample
 from generation.model_info import ModelInfo
 from generation.sampling import Conditioning, StepCallback
+from generation.toy_transformer import GivenFrames
 
-Given = tuple[torch.Tensor, torch.Tensor]  # given latents (B, C, F, h, w) and their mask (B, 1, F, h, w)
 
-
-def _transformer_velocity(transformer: torch.nn.Module, given: Given | None = None):
-    """The velocity of a Wan transformer; ``given`` frames go through the conditioning channels of a
-    network that has them (:class:`~generation.toy_transformer.ToyWanTransformer`, ART-V's masked
-    diffusion), the same for the conditional and the unconditional call."""
-    extra = {} if given is None else {"given_latents": given[0], "given_mask": given[1]}
+def _transformer_velocity(transformer: torch.nn.Module, given: GivenFrames | None = None):
+    """The velocity of a Wan transformer; ``given`` frames (and anchor) go through the conditioning
+    channels of a network that has them (:class:`~generation.toy_transformer.ToyWanTransformer`,
+    ART-V's masked diffusion), the same for the conditional and the unconditional call."""
+    extra = {} if given is None else given.kwargs()
 
     def velocity(latents: torch.Tensor, timestep: torch.Tensor, prompt_embeds: torch.Tensor) -> torch.Tensor:
         return transformer(
@@ -101,7 +100,7 @@ class WanModel:
         return self.boundary_ratio * scheduler.config.num_train_timesteps
 
     def _experts(
-        self, guidance_scale: float, guidance_scale_2: float | None = None, given: Given | None = None
+        self, guidance_scale: float, guidance_scale_2: float | None = None, given: GivenFrames | None = None
     ) -> tuple[Expert, ...]:
         experts = [Expert(_transformer_velocity(self.transformer, given), guidance_scale)]
         if self.transformer_2 is not None:
@@ -120,7 +119,7 @@ class WanModel:
         guidance_scale_2: float | None = None,
         callback: StepCallback | None = None,
         latents_hook: LatentsHook | None = None,
-        given: Given | None = None,
+        given: GivenFrames | None = None,
     ) -> torch.Tensor:
         scheduler = self.make_scheduler()
         return flow_sample(

@@ -86,7 +86,15 @@ class Settings(BaseModel):
         True, description="each storyboard scene starts from the previous scene's last frames"
     )
     anchor_first_clip: bool = Field(
-        False, description="every clip also attends to the video's first frame (training-free ART-V anchor)"
+        False,
+        description="every clip also attends to the video's first frame (ART-V anchor: training-free in the "
+        "UNet's attention, or a continuation network's anchor tokens with --extension artv)",
+    )
+    extension_given_noise: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="ART-V noise level of the given frames (§3.3 t_test), for a network trained with it",
     )
     max_video_frames: int = Field(1024, ge=1, description="longest video (all scenes) a request may ask for")
     # -- output -----------------------------------------------------------------------------
@@ -364,6 +372,7 @@ LongVideoSettings = _section(
     "extension_keep",
     "scene_continuation",
     "anchor_first_clip",
+    "extension_given_noise",
     "max_video_frames",
 )
 TuningSettings = _section(

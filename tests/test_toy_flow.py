@@ -114,7 +114,57 @@ def test_given_frames_reach_the_network_through_the_conditioning_channels():
     assert torch.equal(conditioned, explicit)
 
 
+def test_noise_augmented_given_frames_get_the_timestep_of_their_noise_level():
+    """ART-V §3.3 through Wan 2.2's per-token timesteps: the tokens of given frames (frame, row,
+    column order) carry 1000 x their noise level, the others the clip's timestep."""
+    from generation.toy_transformer import token_timesteps
+
+    mask = torch.zeros(2, 1, 3, 4, 4)
+    mask[:, :, :1] = 1.0
+    mask[1, :, 1] = 1.0
+    per_token = token_timesteps(torch.tensor([700.0, 400.0]), mask, torch.tensor([0.1, 0.3]), (1, 2, 2))
+    assert per_token.shape == (2, 3 * 2 * 2)
+    assert torch.allclose(per_token[0], torch.tensor([100.0] * 4 + [700.0] * 8))
+    assert torch.allclose(per_token[1], torch.tensor([300.0] * 8 + [400.0] * 4))
+
+    gen = torch.Generator().manual_seed(4)
+    latents, given = torch.randn(2, 1, 4, 3, 4, 4, generator=gen)
+    context, t = torch.randn(1, 6, architecture.TEXT_DIM, generator=gen), torch.tensor([600.0])
+    outputs = {}
+    for noise in (True, False):
+        model = _micro_transformer(condition_noise=noise)
+        with torch.no_grad():
+            outputs[noise] = [
+                model(latents, t, context, return_dict=False, given_latents=given, given_mask=mask[:1],
+                      given_sigma=sigma)[0]
+                for sigma in (0.0, 0.3)
+            ]  # fmt: skip
+    assert not torch.allclose(*outputs[True])  # the level reaches the network that was built for it
+    assert torch.equal(*outputs[False])  # and nothing else
+
+
+def test_the_anchor_frame_enters_as_cross_attention_tokens_and_none_means_zeros():
+    """ART-V §3.4: the anchor is extra context tokens; a network built with an anchor and called
+    without one sees a zero anchor, as it was trained for "no anchor"."""
+    gen = torch.Generator().manual_seed(5)
+    latents = torch.randn(1, 4, 3, 4, 4, generator=gen)
+    anchor = torch.randn(1, 4, 4, 4, generator=gen)
+    context, t = torch.randn(1, 6, architecture.TEXT_DIM, generator=gen), torch.tensor([800.0])
+    model = _micro_transformer(anchor_frame=True, condition_noise=True, anchor_tokens=4)
+    with torch.no_grad():
+        anchored = model(latents, t, context, return_dict=False, anchor_latents=anchor)[0]
+        none = model(latents, t, context, return_dict=False)[0]
+        zero = model(latents, t, context, return_dict=False, anchor_latents=torch.zeros_like(anchor))[0]
+    assert not torch.allclose(anchored, none)
+    assert torch.equal(none, zero)
+    with pytest.raises(ValueError, match="anchor of 16 patches"):
+        model(latents, t, context, anchor_latents=torch.randn(1, 4, 8, 8, generator=gen))
+    with pytest.raises(ValueError, match="build on pooled_text"):
+        _micro_transformer(anchor_frame=True, pooled_text=False)
+
+
 def test_flow_loss_learns_a_fixed_batch():
+    from generation.toy_transformer import GivenFrames
     from toyworld.training.losses import flow_loss
 
     gen = torch.Generator().manual_seed(3)
@@ -127,7 +177,7 @@ def test_flow_loss_learns_a_fixed_batch():
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(15):
-        loss, per_clip = flow_loss(model, latents, context, sigmas, noise, mask)
+        loss, per_clip = flow_loss(model, latents, context, sigmas, noise, GivenFrames(latents, mask))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -158,6 +208,62 @@ def test_flow_batches_give_the_first_frames_of_a_share_of_clips():
     assert torch.equal(given, torch.cummin(given, dim=1).values)
     assert ((batch.sigmas > 0) & (batch.sigmas < 1)).all()
     assert np.median(batch.sigmas.numpy()) > 0.5  # logit_mean 0.5 tilts training toward high noise
+
+
+def test_flow_batches_noise_the_given_frames_and_anchor_on_a_frame_of_the_same_clip():
+    from toyworld.training.config import TrainConfig
+    from toyworld.training.data import CaptionBank, LatentPool, flow_batch
+
+    network = {**MICRO_TOY_WAN_CONFIG, "condition_noise": True, "anchor_frame": True}
+    config = TrainConfig(
+        **{**MICRO, "unet_config": network, "unet_batch": 400, "condition_share": 0.5, "anchor_share": 0.5}
+    ).resolved()
+    pool = LatentPool(lambda frames, gen: None, 8)
+    pool.latents = torch.randn(10, 4, 8, 2, 2, generator=torch.Generator().manual_seed(1))
+    pool.captions = torch.zeros(10, dtype=torch.long)
+    bank = CaptionBank(
+        torch.ones(1, 3, 8, dtype=torch.float16), torch.zeros(1, 3, 8, dtype=torch.float16), []
+    )
+    batch = flow_batch(pool, bank, config, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert ((batch.given_sigma >= 0) & (batch.given_sigma <= config.condition_noise_max)).all()
+    s = batch.given_sigma.view(-1, 1, 1, 1, 1)
+    reference_noise = (batch.given - (1 - s) * batch.latents) / s  # ε' where the given frames were noised
+    assert 0.9 < reference_noise.std() < 1.1  # a fresh N(0, 1), not the clip's own ε
+    assert not torch.allclose(reference_noise, batch.noise, atol=0.1)
+    conditioned = batch.given_mask[:, 0, 0, 0, 0] > 0
+    anchored = batch.anchor.flatten(1).abs().amax(dim=1) > 0
+    assert not (anchored & ~conditioned).any()  # text-to-video clips get the zero anchor
+    assert 0.15 < anchored.float().mean() < 0.35  # condition_share x anchor_share
+    for clip in torch.nonzero(anchored).flatten().tolist():  # a clean frame of the same clip
+        frames = batch.latents[clip].permute(1, 0, 2, 3)  # (F, C, h, w)
+        assert any(torch.equal(batch.anchor[clip], frame) for frame in frames)
+
+
+def test_a_run_starts_from_a_trained_folder_new_modules_aside(tmp_path, prompt_encoder):
+    """ART-V starts from a pre-trained text-to-video model: ``init_from`` loads the folder's
+    transformer, the anchor embedder keeps its init, and another architecture is refused."""
+    from safetensors.torch import load_file
+
+    from reelgraph.errors import ReelgraphError
+
+    donor = _train(tmp_path / "donor", prompt_encoder, unet_steps=1)
+    art = {**MICRO_TOY_WAN_CONFIG, "condition_noise": True, "anchor_frame": True}
+    tuned = _train(tmp_path / "tuned", prompt_encoder, unet_steps=1, vae_from=str(donor),
+                   init_from=str(donor), unet_config=art, warmup_steps=10**6)  # fmt: skip
+    before = load_file(str(donor / "transformer" / "diffusion_pytorch_model.safetensors"))
+    after = load_file(str(tuned / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert set(after) - set(before) and all(".image_embedder." in k for k in set(after) - set(before))
+    # One step at the first warmup LR (1e-6 of the base) moves the weights by little.
+    drift = max((after[k] - before[k]).abs().max().item() for k in before)
+    assert drift < 1e-4
+    info = json.loads((tuned / "reelgraph.json").read_text())
+    assert info["conditioning_frames"] and info["condition_noise"] and info["anchor_frame"]
+    wider = {**MICRO_TOY_WAN_CONFIG, "ffn_dim": 48}
+    with pytest.raises(ReelgraphError, match="does not fit"):
+        _train(tmp_path / "wider", prompt_encoder, unet_steps=1, vae_from=str(donor),
+               init_from=str(donor), unet_config=wider)  # fmt: skip
+    with pytest.raises(ReelgraphError, match="pass vae_from"):
+        train_toy_model(tmp_path / "d", minutes=1, device="cpu", progress=False, init_from=str(donor))
 
 
 def test_a_flow_run_resumes_exactly_reuses_a_vae_and_its_folder_samples(tmp_path, prompt_encoder):
@@ -208,8 +314,7 @@ def test_bad_training_inputs_are_refused_before_any_work(tmp_path):
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
-@pytest.fixture(scope="module")
-def micro_flow_folder(tmp_path_factory):
+def _micro_folder(folder: Path, **network) -> Path:
     """A micro toy flow model folder (random weights) as the trainer writes it."""
     from toyworld.training.model_folder import save_model_folder
     from toyworld.training.network import NETWORKS
@@ -218,14 +323,25 @@ def micro_flow_folder(tmp_path_factory):
         torch.manual_seed(0)
         vae = architecture.build_vae(architecture.MICRO_VAE_CONFIG)
     return save_model_folder(
-        tmp_path_factory.mktemp("micro-flow"),
-        _micro_transformer(),
+        folder,
+        _micro_transformer(**network),
         vae,
         {},
         network=NETWORKS["wan"],
         distribution="flow_train",
         guidance_scale=3.0,
     )
+
+
+@pytest.fixture(scope="module")
+def micro_flow_folder(tmp_path_factory):
+    return _micro_folder(tmp_path_factory.mktemp("micro-flow"))
+
+
+@pytest.fixture(scope="module")
+def micro_artv_folder(tmp_path_factory):
+    """A micro continuation network trained (here: built) with noise augmentation and an anchor."""
+    return _micro_folder(tmp_path_factory.mktemp("micro-artv"), condition_noise=True, anchor_frame=True)
 
 
 def test_artv_continues_each_clip_from_the_previous_clips_last_latent_frames(
@@ -282,3 +398,67 @@ def test_artv_is_refused_on_a_model_without_given_frames(tmp_path, tiny_model_di
             str(tiny_model_dir), "--frames", "24", "--extension", "artv"]  # fmt: skip
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 1 and "no continuation network" in result.output
+
+
+def test_artv_gives_noised_frames_and_the_first_frame_as_anchor(tmp_path, monkeypatch, micro_artv_folder):
+    """ART-V §3.3-3.4 at sampling: the second clip's given frames are the first clip's last m latent
+    frames noised to ``extension_given_noise`` with the clip's own noise, their tokens told that
+    level, and every call of that clip gets the first clip's first latent frame as anchor."""
+    from typer.testing import CliRunner
+
+    import cli
+    from generation.flow_extension import FlowClipExtension
+    from generation.toy_transformer import ToyWanTransformer
+
+    calls, clips = [], []
+    forward, finish = ToyWanTransformer.forward, FlowClipExtension.finish
+
+    def recording(self, *args, **kwargs):
+        calls.append(
+            {k: kwargs.get(k) for k in ("given_latents", "given_mask", "given_sigma", "anchor_latents")}
+        )
+        return forward(self, *args, **kwargs)
+
+    def finishing(self, latents):
+        clips.append(finish(self, latents))
+        return clips[-1]
+
+    monkeypatch.setattr(ToyWanTransformer, "forward", recording)
+    monkeypatch.setattr(FlowClipExtension, "finish", finishing)
+    monkeypatch.setenv("REELGRAPH_ANCHOR_FIRST_CLIP", "true")
+    monkeypatch.setenv("REELGRAPH_EXTENSION_GIVEN_NOISE", "0.25")
+    out = tmp_path / "run"
+    args = ["--home", str(tmp_path / "home"), "generate", "a red ball rolls to the right", "--model",
+            str(micro_artv_folder), "--frames", "12", "--steps", "2", "--extension", "artv", "--out", str(out),
+            "--json"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    plan = json.dumps(json.loads((out / "manifest.json").read_text())["plan"])
+    assert "noise level 0.25" in plan and "anchored to the video's first frame" in plan
+    first, second = clips
+    per_clip, m = 2 * 2, 4  # steps x (conditional, unconditional); M = N / 2 latent frames
+    assert len(calls) == 2 * per_clip
+    assert all(c["given_latents"] is None for c in calls[:per_clip])
+    noises = []
+    for call in calls[per_clip:]:
+        assert call["given_sigma"] == 0.25
+        assert torch.allclose(call["anchor_latents"], first[:, :, 0])
+        noises.append((call["given_latents"][:, :, :m] - 0.75 * first[:, :, -m:]) / 0.25)
+        assert not call["given_latents"][:, :, m:].any()
+    assert all(torch.allclose(n, noises[0], atol=1e-4) for n in noises)  # the clip's own noise, every call
+    assert 0.6 < noises[0].std() < 1.4
+    assert torch.allclose(second[:, :, :m], first[:, :, -m:])  # the clean frames kept in the output
+
+
+def test_an_anchor_is_refused_for_a_continuation_network_trained_without_one(
+    tmp_path, monkeypatch, micro_flow_folder
+):
+    from typer.testing import CliRunner
+
+    import cli
+
+    monkeypatch.setenv("REELGRAPH_ANCHOR_FIRST_CLIP", "true")
+    args = ["--home", str(tmp_path / "home"), "plan", "a red ball rolls to the right", "--model",
+            str(micro_flow_folder), "--frames", "12", "--extension", "artv"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 1 and "not trained with an anchor" in result.output

@@ -77,7 +77,9 @@ def _refuse_what_the_model_cannot_do(state: RunState, scene, slots, info) -> Non
     artv_needed = needs or (
         [("extension", f"scene {scene.index + 1} continues scene {scene.index}")] if continued else []
     )
-    artv_why = artv_refusal(bool(info.conditioning_frames), info.flow_shift is not None)
+    artv_why = artv_refusal(
+        bool(info.conditioning_frames), info.flow_shift is not None, params.anchor, bool(info.anchor_frame)
+    )
     if params.mode == "artv" and artv_needed and artv_why is not None:
         why_needed = artv_needed[0][1]
         raise ReelgraphError(

@@ -68,6 +68,12 @@ class TrainConfig:
     # through the conditioning channels (masked diffusion: image-to-video and continuation).
     condition_share: float = 0.15
     condition_max_frames: int = 4
+    # ART-V §3.3 / §3.4, for networks built with condition_noise / anchor_frame (data.flow_batch).
+    condition_noise_max: float = 0.4
+    anchor_share: float = 0.5
+    # A model folder whose transformer initialises this run's (ART-V starts from a pre-trained
+    # text-to-video model); modules the folder lacks (a new anchor embedder) keep their init.
+    init_from: str | None = None
     flow_shift: float = 1.0  # the sampling scheduler's shift (saved with the model)
     caption_bank: int = 8000
     latent_pool: int = 2048

@@ -232,6 +232,9 @@ class FlowBatch:
     sigmas: torch.Tensor  # (B,) in (0, 1)
     noise: torch.Tensor  # (B, C, F, h, w)
     given_mask: torch.Tensor  # (B, 1, F, h, w): 1 on frames given through the conditioning channels
+    given: torch.Tensor  # (B, C, F, h, w): the given frames, noised to given_sigma (ART-V §3.3)
+    given_sigma: torch.Tensor  # (B,): their noise level, 0 without noise augmentation
+    anchor: torch.Tensor | None  # (B, C, h, w): an anchor frame (zeros for none), None without anchors
 
 
 def flow_batch(
@@ -243,7 +246,14 @@ def flow_batch(
 ) -> FlowBatch:
     """Clips from the pool, their captions (``caption_dropout`` of them ""), logit-normal σ
     (``sigmoid(N(logit_mean, logit_std))``, SD3 §3.1), ε, and for ``condition_share`` of the clips
-    their first k frames given (k uniform in 1..``condition_max_frames``)."""
+    their first k frames given (k uniform in 1..``condition_max_frames``).
+
+    A network with ``condition_noise`` gets the given frames noised along the flow,
+    ``(1 − s) x₀ + s ε'`` with ``s ~ U(0, condition_noise_max)`` (ART-V §3.3: the network sees clean and
+    corrupted references, as it will see generated ones). One with ``anchor_frame`` gets, for
+    ``anchor_share`` of the conditioned clips, one clean frame of the same clip picked at random as the
+    anchor (ART-V §3.4 picks a frame from a window before the current ones; a clip of 8 frames is our
+    window), zeros otherwise (ART-V's "no anchor")."""
     assert pool.latents is not None and pool.captions is not None
     batch = config.unet_batch
     picks = torch.randint(len(pool.latents), (batch,), generator=generator)
@@ -258,5 +268,27 @@ def flow_batch(
     counts = torch.randint(1, config.condition_max_frames + 1, (batch,), generator=generator) * given
     frames = torch.arange(latents.shape[2])
     mask = (frames[None, :] < counts[:, None]).float().view(batch, 1, -1, 1, 1)
-    mask = mask.expand(-1, 1, -1, *latents.shape[-2:]).contiguous()
-    return FlowBatch(latents, context.to(device), sigmas.to(device), noise, mask.to(device))
+    mask = mask.expand(-1, 1, -1, *latents.shape[-2:]).contiguous().to(device)
+    network = config.unet_config
+    given_sigma = torch.zeros(batch)
+    given_frames = latents
+    if network.get("condition_noise"):
+        given_sigma = torch.rand(batch, generator=generator) * config.condition_noise_max
+        s = given_sigma.view(-1, 1, 1, 1, 1).to(device)
+        reference_noise = torch.randn(latents.shape, generator=generator).to(device)
+        given_frames = (1.0 - s) * latents + s * reference_noise
+    anchor = None
+    if network.get("anchor_frame"):
+        anchored = given & (torch.rand(batch, generator=generator) < config.anchor_share)
+        which = torch.randint(latents.shape[2], (batch,), generator=generator)
+        anchor = latents[torch.arange(batch), :, which] * anchored.view(-1, 1, 1, 1).to(latents)
+    return FlowBatch(
+        latents,
+        context.to(device),
+        sigmas.to(device),
+        noise,
+        mask,
+        given_frames,
+        given_sigma.to(device),
+        anchor,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from generation.toy_transformer import GivenFrames
 from toyworld.training import network
 
 
@@ -68,20 +69,18 @@ def flow_loss(
     context: torch.Tensor,
     sigmas: torch.Tensor,
     noise: torch.Tensor,
-    given_mask: torch.Tensor,
+    given: GivenFrames,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rectified-flow objective (SD3 eq. 1-3) on latents ``(B, C, F, h, w)`` with context ``(B, L, D)``.
 
     ``x_σ = (1 − σ) x₀ + σ ε`` for ``sigmas`` ``(B,)``; the network predicts the velocity
     ``v = ε − x₀`` at timestep ``1000 σ`` (Wan's and diffusers' flow schedulers' convention).
-    ``given_mask`` ``(B, 1, F, h, w)`` marks the frames handed over clean through the conditioning
-    channels (masked diffusion); their loss counts like any other frame's, so the network learns to
-    keep them. Returns (loss, per-clip velocity MSE ``(B,)``).
+    ``given`` holds the frames handed over through the conditioning channels (masked diffusion, maybe
+    noise-augmented) and the anchor; the given frames' loss counts like any other frame's, so the
+    network learns to keep them. Returns (loss, per-clip velocity MSE ``(B,)``).
     """
     s = sigmas.view(-1, 1, 1, 1, 1)
     noisy = (1.0 - s) * latents + s * noise
-    pred = network.NETWORKS["wan"].predict(
-        denoiser, noisy, sigmas * 1000.0, context, given=latents, mask=given_mask
-    )
+    pred = network.NETWORKS["wan"].predict(denoiser, noisy, sigmas * 1000.0, context, given=given)
     per_clip = (pred.float() - (noise - latents)).pow(2).mean(dim=(1, 2, 3, 4))
     return per_clip.mean(), per_clip

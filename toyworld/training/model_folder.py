@@ -69,8 +69,10 @@ def save_model_folder(
             "fps": FPS,
             "guidance_scale": guidance_scale,
             "text_encoder": text_encoder,
-            # the transformer takes given frames with a mask (ART-V's masked diffusion, --extension artv)
+            # the transformer takes given frames with a mask (ART-V's masked diffusion, --extension artv),
+            # maybe noise-augmented, and an anchor frame (ART-V §3.3-3.4)
             **({"conditioning_frames": True} if flow else {}),
+            **{key: True for key in ("condition_noise", "anchor_frame") if flow and unet.config.get(key)},
         },
     )
     write_json(out / PLANNING_HINTS, planning_hints(distribution))

@@ -76,16 +76,14 @@ class Network:
         noisy: torch.Tensor,
         timesteps: torch.Tensor,
         context: torch.Tensor,
-        given: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
+        given: Any = None,
     ) -> torch.Tensor:
         """The network's target ``(B, C, F, h, w)`` (velocity or ε) for noisy latents ``(B, C, F, h, w)``,
-        timesteps ``(B,)`` and text context ``(B, L, D)``; ``given`` / ``mask`` are the conditioning
-        frames (``wan`` only)."""
+        timesteps ``(B,)`` and text context ``(B, L, D)``; ``given`` is a
+        :class:`~generation.toy_transformer.GivenFrames` (``wan`` only)."""
         if self.name == "wan":
-            return denoiser(
-                noisy, timesteps, context, return_dict=False, given_latents=given, given_mask=mask
-            )[0]
+            extra = {} if given is None else given.kwargs()
+            return denoiser(noisy, timesteps, context, return_dict=False, **extra)[0]
         return denoiser(noisy, timesteps, encoder_hidden_states=context).sample
 
     def card_line(self, config: dict[str, Any], parameters: int) -> str:

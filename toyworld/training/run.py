@@ -38,6 +38,12 @@ def _checked_config(config: TrainConfig) -> TrainConfig:
             f"{config.vae_from} holds no trained VAE (vae/config.json is missing).",
             fix="pass a toy model folder, such as toyworld/model.",
         )
+    if config.init_from is not None and config.vae_from is None:
+        raise ReelgraphError(
+            "init_from starts the transformer from a trained folder, but this run would train a new VAE.",
+            why="the transformer learnt the latents of its folder's VAE; a new VAE's latents differ.",
+            fix=f"pass vae_from={config.init_from!r} as well.",
+        )
     if config.saved_weights not in ("raw", "ema"):
         raise ReelgraphError(
             f"saved_weights is {config.saved_weights!r}, which names no UNet weights.",
@@ -85,6 +91,8 @@ def train_toy_model(
     try:
         if run.progress.phase == "vae" and config.vae_from is not None:
             run.adopt_vae(config.vae_from)
+            if config.init_from is not None:
+                run.init_denoiser(config.init_from)
             run.save_checkpoint()
         if run.progress.phase == "vae":
             run.run_vae()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from generation.toy_transformer import GivenFrames
 from reelgraph.atomic import write_json, write_text
 from reelgraph.errors import ReelgraphError
 from toyworld import architecture
@@ -269,10 +270,38 @@ class TrainingRun:
         self.progress.latent_std = 1.0 / scaling
         self.progress.phase = "unet"
 
+    def init_denoiser(self, folder: str | Path) -> None:
+        """Start the denoiser (and its EMA) from a model folder's weights (``TrainConfig.init_from``).
+
+        Only modules this run's config adds may be missing from the folder (they keep their fresh
+        init, e.g. the anchor embedder of ``anchor_frame``); any other mismatch is refused.
+        """
+        from safetensors.torch import load_file
+
+        weights = Path(folder) / self.network.folder / "diffusion_pytorch_model.safetensors"
+        if not weights.is_file():
+            raise ReelgraphError(
+                f"{folder} has no {self.network.folder}/ weights to start from.",
+                fix="pass a model folder written by `toy train` with the same network.",
+            )
+        state = load_file(str(weights))
+        own = self.denoiser.state_dict()
+        missing = sorted(set(own) - set(state))
+        mismatched = [k for k in state if k not in own or own[k].shape != state[k].shape]
+        if mismatched or any(".image_embedder." not in k for k in missing):
+            raise ReelgraphError(
+                f"The transformer in {folder} does not fit this run's config.",
+                why=f"mismatched: {mismatched[:3]}; missing: {[k for k in missing if '.image_embedder.' not in k][:3]}",
+                fix="start from a folder trained with the same unet_config (new modules aside).",
+            )
+        self.denoiser.load_state_dict(state, strict=False)
+        self.ema = [p.detach().clone() for p in self.denoiser.parameters()]
+
     def _denoiser_loss(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if self.network.objective == "flow":
+            given = GivenFrames(batch.given, batch.given_mask, batch.given_sigma, batch.anchor)
             loss, per_clip = flow_loss(
-                self.denoiser, batch.latents, batch.context, batch.sigmas, batch.noise, batch.given_mask
+                self.denoiser, batch.latents, batch.context, batch.sigmas, batch.noise, given
             )
             return loss, per_clip.detach().mean()
         loss, per_clip = diffusion_loss(
