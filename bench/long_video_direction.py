@@ -6,7 +6,10 @@ Rows (all through the normal generate path, probe-scored by ``eval``):
 * ``independent``: every clip from its own noise, joined end to end;
 * ``VidRD literal``: eq. 6-8 as printed (``--extension vidrd-literal``);
 * ``VidRD keeping direction``: eq. 6'-8' (``--extension vidrd``, the default);
-* ART-V rows are added once a model with a continuation network exists (issue 18, item 2).
+* ``ART-V``: masked continuation (``--extension artv``) with noise-augmented given frames, no anchor;
+* ``ART-V + anchor``: the same with the video's first frame as anchor (ART-V §3.4, Fig. 8);
+  both only on a model with a continuation network (``reelgraph.json``: ``conditioning_frames``,
+  ``anchor_frame``).
 
 Part A: ``--prompts`` prompts with a direction (move left / right / up / down) x ``--clips`` clips.
 Part B (drift): ``--drift-prompts`` prompts x ``--drift-clips`` clips, for identity at the last clip.
@@ -57,7 +60,13 @@ DRIFT_COLUMNS = (
 
 
 def arms(
-    clip: int, prompt_frames: int, clips: int, single: bool = True, extra: bool = False, baseline: bool = True
+    clip: int,
+    prompt_frames: int,
+    clips: int,
+    single: bool = True,
+    extra: bool = False,
+    baseline: bool = True,
+    artv: tuple[bool, bool] = (False, False),
 ) -> dict[str, dict[str, Any]]:
     """Settings overrides per row; the VidRD rows show ``clip + (clips-1)(clip-M)`` frames of ``clips`` clips."""
     new = clip + (clips - 1) * (clip - prompt_frames)
@@ -68,6 +77,11 @@ def arms(
         "VidRD literal": {"extension_mode": "vidrd-literal", "num_frames": new},
         "VidRD keeping direction": {"extension_mode": "vidrd", "num_frames": new},
     }
+    masked, anchored = artv  # the model takes given frames / an anchor frame
+    if masked:
+        rows["ART-V"] = {"extension_mode": "artv", "num_frames": new, "anchor_first_clip": False}
+    if anchored:
+        rows["ART-V + anchor"] = {"extension_mode": "artv", "num_frames": new, "anchor_first_clip": True}
     if extra:
         rows["VidRD keeping direction, α=0, β=1"] = {
             "extension_mode": "vidrd",
@@ -190,12 +204,13 @@ def main() -> None:
     clip, m = info.num_frames, max(1, info.num_frames // 2)
     started = time.perf_counter()
     rows = [PromptRow(**r) for r in prompt_set(args.prompts, seed=args.seed, motions=DIRECTIONS)]
-    configs = arms(clip, m, args.clips, extra=args.extra)
+    artv = (info.conditioning_frames, info.anchor_frame)
+    configs = arms(clip, m, args.clips, extra=args.extra, artv=artv)
     generate(settings, rows, configs, args.work / "part_a", args.seed)
     part_a = run_eval(settings, rows, args.work / "part_a", samples=1, seed=args.seed, configs=configs)
     drift_rows = rows[: args.drift_prompts]
     drift_configs = arms(
-        clip, m, args.drift_clips, single=False, extra=args.extra, baseline=args.drift_baseline
+        clip, m, args.drift_clips, single=False, extra=args.extra, baseline=args.drift_baseline, artv=artv
     )
     generate(settings, drift_rows, drift_configs, args.work / "drift", args.seed)
     drift = run_eval(
@@ -210,8 +225,9 @@ def main() -> None:
         {"part_a": part_a, "drift": drift, "args": vars(args) | {"work": str(args.work)}},
     )
     plot(part_a, drift, RESULTS / "long_video_direction.png")
-    body = f"""Model `{args.model}` (clips of {clip} frames, M = {m}, α = 4, β = 0.4, join `new`), {args.steps}
-DDIM steps, seeds {args.seed} + prompt index, the same for every row. Wall time {seconds / 60:.1f} min.
+    sampler = "flow" if info.flow_shift is not None else "DDIM"
+    body = f"""Model `{args.model}` (weights `{info.weights_hash}`; clips of {clip} frames, M = {m}, α = 4, β = 0.4,
+join `new`), {args.steps} {sampler} steps, seeds {args.seed} + prompt index, the same for every row. Wall time {seconds / 60:.1f} min.
 
 ## A. {args.prompts} prompts with a direction x {args.clips} clips
 

@@ -2,7 +2,8 @@
 
 Runs ``generate "a yellow triangle moves to the left" --frames 40 --seed 11 --steps 20`` with
 ``--extension vidrd-literal`` (the reading before issue 18, which the literal option reproduces)
-and ``--extension vidrd`` (keeping direction, the default now), probes each video and writes
+and ``--extension vidrd`` (keeping direction, the default now), and on a model with a continuation
+network ``--extension artv`` without and with the anchor, probes each video and writes
 ``bench/results/long_video_direction_cli.md``.
 
 ``--variants`` adds three 16-frame runs of the same prompt and seed with ``extension_alpha`` /
@@ -52,19 +53,36 @@ def trajectory(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# (folder, --extension, title, flags, settings)
 RUNS = [
-    ("vidrd-literal", "before (eq. 6-8 as printed)", ARGS, {}),
-    ("vidrd", "after (keeping direction)", ARGS, {}),
+    ("vidrd-literal", "vidrd-literal", "before (eq. 6-8 as printed)", ARGS, {}),
+    ("vidrd", "vidrd", "after (keeping direction)", ARGS, {}),
+]
+# On a model with a continuation network (reelgraph.json "conditioning_frames" / "anchor_frame").
+ARTV_RUNS = [
+    ("artv", "artv", "ART-V masked continuation, no anchor", ARGS, {}),
+    ("artv-anchor", "artv", "ART-V with anchor and noise augmentation", ARGS, {"anchor_first_clip": "true"}),
 ]
 VARIANTS = [
     (
         f"vidrd-a{a:g}-b{b:g}",
+        "vidrd",
         f"keeping direction, α = {a:g}, β = {b:g}, 16 frames",
         ["--frames", "16", *ARGS[2:]],
         {"extension_alpha": a, "extension_beta": b},
     )
     for a, b in ((0.0, 0.4), (4.0, 1.0), (0.0, 1.0))
 ]
+
+
+def continuation_runs() -> list:
+    """ART-V's runs where the embedded model has a continuation network (with an anchor), else none."""
+    from generation.model_info import locate_model, read_model_info
+
+    info = read_model_info(*locate_model("toy"))
+    if not info.conditioning_frames:
+        return []
+    return ARTV_RUNS if info.anchor_frame else ARTV_RUNS[:1]
 
 
 def main() -> None:
@@ -74,8 +92,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="read runs already in --work")
     args = parser.parse_args()
     sections = []
-    for name, title, flags, settings in RUNS + (VARIANTS if args.variants else []):
-        mode = "vidrd-literal" if name == "vidrd-literal" else "vidrd"
+    for name, mode, title, flags, settings in (
+        RUNS + continuation_runs() + (VARIANTS if args.variants else [])
+    ):
         out = args.work / name
         env = {**os.environ, **{f"REELGRAPH_{k.upper()}": str(v) for k, v in settings.items()}}
         command = [
@@ -89,7 +108,7 @@ def main() -> None:
         command += [*flags, "--extension", mode, "--out", str(out), "--overwrite", "--json"]
         if not (args.reuse and (out / "manifest.json").is_file()):
             subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
-        shown = " ".join(f"REELGRAPH_{k.upper()}={v:g}" for k, v in settings.items())
+        shown = " ".join(f"REELGRAPH_{k.upper()}={v}" for k, v in settings.items())
         shown += f' generate "{PROMPT}" {" ".join(flags)} --extension {mode}'
         sections.append(f"## {title}\n\n`{shown.strip()}`\n\n```\n{trajectory(out)}\n```\n")
     write_result(
