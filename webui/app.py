@@ -438,8 +438,8 @@ def _optional(value: Any, label: str, elem_id: str) -> gr.Textbox:
 
 
 def _model_choices(backend: UiBackend) -> list[str]:
-    """The embedded default, the configured model, and the model folders in ``<home>/models``."""
-    choices = ["toy", backend.settings.model]
+    """The embedded models, the configured model, and the model folders in ``<home>/models``."""
+    choices = ["toy", "toy-unet", backend.settings.model]
     models = Path(backend.settings.home) / "models"
     if models.is_dir():
         choices += sorted(str(path) for path in models.iterdir() if path.is_dir())
