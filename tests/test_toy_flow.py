@@ -253,9 +253,10 @@ def test_a_run_starts_from_a_trained_folder_new_modules_aside(tmp_path, prompt_e
     before = load_file(str(donor / "transformer" / "diffusion_pytorch_model.safetensors"))
     after = load_file(str(tuned / "transformer" / "diffusion_pytorch_model.safetensors"))
     assert set(after) - set(before) and all(".image_embedder." in k for k in set(after) - set(before))
-    # One step at the first warmup LR (1e-6 of the base) moves the weights by little.
-    drift = max((after[k] - before[k]).abs().max().item() for k in before)
-    assert drift < 1e-4
+    # One step at the first warmup LR (1e-6 of the base) moves the weights by less than the
+    # float16 they are stored in resolves.
+    assert all(after[k].dtype == torch.float16 for k in after)
+    assert all(torch.allclose(after[k].float(), before[k].float(), rtol=2e-3, atol=1e-4) for k in before)
     info = json.loads((tuned / "reelgraph.json").read_text())
     assert info["conditioning_frames"] and info["condition_noise"] and info["anchor_frame"]
     wider = {**MICRO_TOY_WAN_CONFIG, "ffn_dim": 48}

@@ -233,7 +233,8 @@ STATE_KEYS = {
 CONFIG_KEYS = {
     "caption_bank", "caption_dropout", "checkpoint_minutes", "distribution", "ema_decay", "grad_clip",
     "guidance_scale", "kl_weight", "latent_pool", "network", "vae_from", "logit_mean", "logit_std",
-    "condition_share", "condition_max_frames", "flow_shift", "latent_stat_clips", "min_snr_gamma", "minutes",
+    "condition_share", "condition_max_frames", "condition_noise_max", "anchor_share", "init_from", "flow_shift",
+    "latent_stat_clips", "min_snr_gamma", "minutes",
     "num_frames", "object_weight", "pool_refresh", "saved_weights", "scheduler_config", "unet_batch",
     "unet_config", "unet_cooldown", "unet_lr", "unet_steps", "vae_batch_frames", "vae_config",
     "vae_cooldown", "vae_decoder_noise", "vae_grad_clip", "vae_logvar_init", "vae_lr", "vae_share",

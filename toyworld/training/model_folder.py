@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,10 @@ def save_model_folder(
         },
     )
     write_json(out / PLANNING_HINTS, planning_hints(distribution))
-    unet.save_pretrained(out / network.folder, safe_serialization=True)
+    stored = unet
+    if flow:  # stored in float16 (half the bytes); loaders cast to their compute dtype (fp32 on CPU)
+        stored = copy.deepcopy(unet).to(torch.float16)
+    stored.save_pretrained(out / network.folder, safe_serialization=True)
     vae.save_pretrained(out / "vae", safe_serialization=True)
     if flow:
         FlowMatchEulerDiscreteScheduler(shift=flow_shift).save_pretrained(out / "scheduler")
