@@ -35,7 +35,7 @@ def flow_clip_timer(model_name: str, steps: int | None):
     info = read_model_info(folder, model_id)
     model = load_wan_model(folder, torch.device("cpu"), torch.float32)
     model.info = info
-    steps = steps or 20
+    steps = steps or 25  # the settings default that `generate` samples with
     generator = torch.Generator().manual_seed(0)
 
     @torch.no_grad()
@@ -53,7 +53,7 @@ def flow_clip_timer(model_name: str, steps: int | None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="toy")
-    parser.add_argument("--steps", type=int, default=None, help="default: the family's (20)")
+    parser.add_argument("--steps", type=int, default=None, help="default: 25, what generate uses")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()

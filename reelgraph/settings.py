@@ -47,7 +47,9 @@ class Settings(BaseModel):
 
     home: Path = Field(description="data directory: Chroma, caches, sessions, config")
     # -- the video model ---------------------------------------------------------------
-    model: str = Field("toy", description="video model: 'toy' (or 'toy-unet'), a diffusers folder or a hub id")
+    model: str = Field(
+        "toy", description="video model: 'toy' (or 'toy-unet'), a diffusers folder or a hub id"
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     dtype: str = Field("auto", description="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16")
     cpu_offload: bool = Field(

@@ -463,3 +463,23 @@ def test_an_anchor_is_refused_for_a_continuation_network_trained_without_one(
             str(micro_flow_folder), "--frames", "12", "--extension", "artv"]  # fmt: skip
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 1 and "not trained with an anchor" in result.output
+
+
+def test_the_continuation_recipe_trains_artv_inputs_and_its_card_says_so(tmp_path, prompt_encoder):
+    """``toy train --continuation`` (the shipped model's second stage) sets both ART-V inputs; the
+    card names them, the folder it started from, and the command that retrains it."""
+    from toyworld.training.config import TrainConfig, continuation_finetune
+
+    recipe = continuation_finetune()
+    assert TrainConfig(**recipe).continuation and not TrainConfig().continuation
+    donor = _train(tmp_path / "donor", prompt_encoder, unet_steps=1)
+    art = {**MICRO_TOY_WAN_CONFIG, "condition_noise": True, "anchor_frame": True}
+    tuned = _train(tmp_path / "tuned", prompt_encoder, unet_steps=1, vae_from=str(donor),
+                   init_from=str(donor), unet_config=art)  # fmt: skip
+    card = (tuned / "MODEL_CARD.md").read_text()
+    assert (
+        "ART-V §3.3" in card
+        and "anchor frame" in card
+        and f"Started from the transformer of `{donor}`" in card
+    )
+    assert f"--init-from {donor} --continuation --seed 5" in card

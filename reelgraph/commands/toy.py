@@ -49,11 +49,25 @@ def toy_train(
     distribution: str | None = typer.Option(
         None, "--distribution", help="Label mix: flow_train (the wan default) or train (toy-unet's)."
     ),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="Start the transformer from this model folder's (needs --vae-from)."
+    ),
+    continuation: bool = typer.Option(
+        False,
+        "--continuation",
+        help="Train ART-V's continuation inputs (noise-augmented given frames, an anchor frame); "
+        "with --init-from, the shipped model's second stage.",
+    ),
 ) -> None:
     """Train the toy text-to-video model (VAE, then the denoiser) on freshly rendered toy clips."""
     from toyworld.training import train_toy_model
+    from toyworld.training.config import continuation_finetune
 
     overrides = {"network": network, "vae_from": None if vae_from is None else str(vae_from)}
+    if init_from is not None:
+        overrides["init_from"] = str(init_from)
+    if continuation:
+        overrides |= continuation_finetune()
     if distribution is not None:
         overrides["distribution"] = distribution
     folder = train_toy_model(

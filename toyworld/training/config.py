@@ -85,6 +85,12 @@ class TrainConfig:
     vae_config: dict[str, Any] = field(default_factory=lambda: dict(architecture.VAE_CONFIG))
     scheduler_config: dict[str, Any] = field(default_factory=lambda: dict(architecture.SCHEDULER_CONFIG))
 
+    @property
+    def continuation(self) -> bool:
+        """Whether this run trains ART-V's continuation inputs (noise augmentation and anchor)."""
+        config = self.unet_config or {}
+        return bool(config.get("condition_noise") and config.get("anchor_frame"))
+
     def resolved(self) -> TrainConfig:
         """A copy with the fields left None set to the network's defaults (what a run trains with)."""
         denoiser = network.network_named(self.network)
@@ -101,3 +107,15 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def continuation_finetune() -> dict[str, Any]:
+    """``toy train --continuation``: ART-V's continuation network fine-tuned from a text-to-video run
+    (``--init-from``): noise-augmented given frames (§3.3), an anchor frame (§3.4), 30 % of clips
+    conditioned, a lower peak LR with a short warmup (the shipped model's second stage)."""
+    return {
+        "unet_config": {**network.TOY_WAN_CONFIG, "condition_noise": True, "anchor_frame": True},
+        "condition_share": 0.3,
+        "unet_lr": 7e-4,
+        "warmup_steps": 50,
+    }

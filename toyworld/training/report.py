@@ -51,14 +51,29 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -
     return path
 
 
+def _continuation_inputs(config: TrainConfig) -> str:
+    if not config.continuation:
+        return ""
+    return (
+        f" (noised to s ~ U(0, {config.condition_noise_max:g}), ART-V §3.3; {config.anchor_share:.0%} of them "
+        "with an anchor frame of the same clip, ART-V §3.4)"
+    )
+
+
+def _started_from(config: TrainConfig) -> str:
+    if config.init_from is None:
+        return ""
+    return f"\n- Started from the transformer of `{config.init_from}` (its own card says how it was trained)."
+
+
 def _denoiser_training(config: TrainConfig, progress: TrainingProgress, last: float) -> str:
     if config.denoiser.objective == "flow":
         return f"""- Transformer: {progress.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
   (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}), rectified flow with
   velocity prediction, σ ~ sigmoid(N({config.logit_mean:g}, {config.logit_std:g})) (logit-normal, SD3 §3.1),
   {config.condition_share:.0%} of clips with their first 1-{config.condition_max_frames} frames given
-  through the conditioning channels, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
-  final velocity MSE (mean of last 100 steps) {last:.4f}."""
+  through the conditioning channels{_continuation_inputs(config)}, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
+  final velocity MSE (mean of last 100 steps) {last:.4f}.{_started_from(config)}"""
     return f"""- UNet: {progress.unet_step} steps of {config.unet_batch} clips, AdamW lr {config.unet_lr}
   (warmup {config.warmup_steps}, linear decay over the last {config.unet_cooldown:.0%}),
   min-SNR-γ {config.min_snr_gamma:g}, EMA {config.ema_decay} (the {config.saved_weights} weights are saved);
@@ -98,6 +113,12 @@ def model_card(
         retrain += f" --network {config.network}"
     if config.vae_from is not None:
         retrain += f" --vae-from {config.vae_from}"
+    if config.init_from is not None:
+        retrain += f" --init-from {config.init_from}"
+    if config.continuation:
+        retrain += " --continuation"
+    if seed:
+        retrain += f" --seed {seed}"
     return f"""# reelgraph toy text-to-video model
 
 A small text-to-video model trained from scratch by `toyworld/training/` on the procedural
