@@ -296,9 +296,10 @@ def test_planning_hints_come_from_the_model_folder_not_its_name(tmp_path, model_
     from reelgraph.resolve import resolve_video_model
     from toyworld.training.model_folder import planning_hints
 
-    toy_folder = Path(resolve_video_model("toy"))
     model_dir = Path(shutil.copytree(model_dir, tmp_path / "model"))
-    assert json.loads((toy_folder / "planning.json").read_text()) == planning_hints()
+    for name, distribution in (("toy", "flow_train"), ("toy-unet", "train")):  # what each trained on
+        toy_folder = Path(resolve_video_model(name))
+        assert json.loads((toy_folder / "planning.json").read_text()) == planning_hints(distribution)
     tuner, _ = _tuner(_settings(tmp_path, model_dir), pool_video)
     assert tuner.detector_name == "toy" and tuner.rare_motions[0] == ["zigzag"]
     before = folder_hash(model_dir)

@@ -1,0 +1,163 @@
+"""The papers' claims re-measured (issue 23): one row per claim, from paired runs, into docs/claims.md.
+
+Each claim compares two arms that sampled the same prompts with the same seeds (the eval folders
+of ``toyworld.evaluation``: ``<folder>/<arm>/rows.jsonl``, one row per sample), scored by the toy
+probe, and tests the difference with the exact paired sign test (McNemar's for 0/1 outcomes,
+``toyworld.paired``). A claim whose runs are not there yet is listed as not measured, with the
+command that measures it. The model of a row is the weights hash its samples' manifests record.
+
+    python bench/claims.py [--long DIR] [--pos DIR] [--out docs/claims.md]
+
+``--long``: the work folder of ``bench/long_video_direction.py`` (claims 6 and 7);
+``--pos``: the eval folder of ``bench/pos_ablation.py`` (claims 1-3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reelgraph.atomic import write_text
+from toyworld.paired import paired_test
+
+
+@dataclass(frozen=True)
+class Claim:
+    number: int
+    text: str
+    paper: str  # the paper's own figure
+    source: str  # "long" or "pos": which run folder holds the arms
+    part: str  # subfolder of the source ("part_a", "drift", "")
+    baseline: str
+    arm: str
+    metric: str
+    higher_is_better: bool
+    command: str
+
+
+LONG = "python bench/long_video_direction.py --prompts 30 --clips 4 --drift-prompts 15 --drift-clips 8 --steps 25"
+POS = "python bench/pos_ablation.py --n-prompts 60 --samples 2"
+CLAIMS = (
+    Claim(1, "ONA improves quality (η = 0.2)", "POS Table 1: FVD 607 -> 567 (η 0.2, MSR-VTT)", "pos", "",
+          "baseline", "ona_eta0.2", "all_ok", True, POS),
+    Claim(1, "ONA improves quality (η = 0.5, the paper's best in Fig. 6)", "POS Fig. 6: best at η = 0.5", "pos",
+          "", "baseline", "ona_eta0.5", "all_ok", True, POS),
+    Claim(2, "NPNet predicts useful noise", "POS §4.2 (no separate number)", "pos", "", "baseline",
+          "npnet_eta0.5", "all_ok", True, POS),
+    Claim(3, "Hybrid semantics keep the meaning that rewriting loses", "POS Table 4b: CLIP-SIM kept with γ < 1",
+          "pos", "", "rewrite_only", "spr_gamma0.5", "all_ok", True, POS),
+    Claim(6, "FNR + PNS + DSG is smoother than independent clips", "VidRD Fig. 9 (qualitative)", "long",
+          "part_a", "independent", "VidRD keeping direction", "boundary_smoothness", False, LONG),
+    Claim(6, "Keeping direction keeps the motion at joins (ours, against eq. 6-8 as printed)",
+          "— (our departure from VidRD)", "long", "part_a", "VidRD literal", "VidRD keeping direction",
+          "direction_consistency", True, LONG),
+    Claim(6, "ART-V continuation keeps the motion at joins", "ART-V §3.1 (drift)", "long", "part_a",
+          "independent", "ART-V + anchor", "direction_consistency", True, LONG),
+    Claim(7, "The anchor keeps identity to the 8th clip", "ART-V Fig. 8a: FVD better with the anchor", "long",
+          "drift", "ART-V", "ART-V + anchor", "identity_kept_at_end", True, LONG),
+)  # fmt: skip
+NOT_YET = {
+    4: ("Motion-aware search beats sentence similarity (Search-T2V Fig. 5)",
+        "python -m bench.toy_retrieval --pool-size 2000 --prompts 200 (per-prompt hits for the paired test)"),
+    5: ("Tuning on a retrieved video beats a random one, and both beat none (Search-T2V ablation)",
+        "python bench/motion_prior.py --prompts 60 --samples 2"),
+}  # fmt: skip
+
+
+def _rows(folder: Path) -> list[dict]:
+    path = folder / "rows.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _model_hash(folder: Path) -> str:
+    manifest = next(folder.glob("samples/*/manifest.json"), None)
+    if manifest is None:
+        return "?"
+    return json.loads(manifest.read_text())["model"]["weights_hash"]
+
+
+def measure(claim: Claim, root: Path) -> dict | None:
+    """The claim's paired result from ``root`` (the source's folder), or None when its arms are missing."""
+    base, arm = root / claim.part / claim.baseline, root / claim.part / claim.arm
+    if not (base / "rows.jsonl").is_file() or not (arm / "rows.jsonl").is_file():
+        return None
+    a = {(r["index"], r["sample"]): r.get(claim.metric) for r in _rows(base)}
+    b = {(r["index"], r["sample"]): r.get(claim.metric) for r in _rows(arm)}
+    keys = sorted(set(a) & set(b))
+    sign = 1.0 if claim.higher_is_better else -1.0
+    flip = [None if a[k] is None else sign * float(a[k]) for k in keys]
+    flop = [None if b[k] is None else sign * float(b[k]) for k in keys]
+    result = paired_test(flip, flop)
+    models = {_model_hash(base), _model_hash(arm)}
+    return {
+        "n": result.n,
+        "baseline": sign * result.mean_a,
+        "arm": sign * result.mean_b,
+        "better": result.b_better,
+        "worse": result.a_better,
+        "p": result.p_value,
+        "model": ", ".join(sorted(models)),
+        "prompts": len({k[0] for k in keys}),
+        "samples": len({k[1] for k in keys}),
+    }
+
+
+def verdict(m: dict) -> str:
+    if m["p"] < 0.05:
+        return "reproduces" if m["better"] > m["worse"] else "reversed"
+    return "not shown (p >= 0.05)"
+
+
+def table(sources: dict[str, Path | None]) -> str:
+    lines = [
+        "| # | claim | paper | baseline -> arm (metric) | ours | n (prompts x seeds) | pairs better / worse | p | verdict | model |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for claim in CLAIMS:
+        root = sources.get(claim.source)
+        m = None if root is None else measure(claim, root)
+        arms = f"{claim.baseline} -> {claim.arm} (`{claim.metric}`)"
+        if m is None:
+            lines.append(
+                f"| {claim.number} | {claim.text} | {claim.paper} | {arms} | not measured yet: `{claim.command}` "
+                "| | | | | |"
+            )
+            continue
+        ours = f"{m['baseline']:.3f} -> {m['arm']:.3f}"
+        size = f"{m['n']} ({m['prompts']} x {m['samples']})"
+        lines.append(
+            f"| {claim.number} | {claim.text} | {claim.paper} | {arms} | {ours} | {size} | "
+            f"{m['better']} / {m['worse']} | {m['p']:.2g} | {verdict(m)} | `{m['model']}` |"
+        )
+    for number, (text, command) in NOT_YET.items():
+        lines.append(f"| {number} | {text} | | | not measured yet: `{command}` | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--long", type=Path, default=None, help="bench/long_video_direction.py's --work")
+    parser.add_argument("--pos", type=Path, default=None, help="bench/pos_ablation.py's eval folder")
+    parser.add_argument("--out", type=Path, default=Path("docs/claims.md"))
+    args = parser.parse_args()
+    body = table({"long": args.long, "pos": args.pos})
+    shown = " ".join(f"--{k} {v}" for k, v in (("long", args.long), ("pos", args.pos)) if v is not None)
+    text = f"""# The papers' claims, re-measured on the embedded model (issue 23)
+
+Regenerate: `python bench/claims.py {shown}` after the runs each row names. Every row compares two
+arms on the same prompts and seeds; `p` is the exact two-sided paired sign test (McNemar's for 0/1
+outcomes; `toyworld/paired.py`) over the pairs where the arms differ; `pairs better / worse` counts
+them. Lower is better for `boundary_smoothness` (1.0 is seamless); the table shows it as measured.
+
+{body}"""
+    write_text(args.out, text)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
