@@ -9,7 +9,8 @@ command that measures it. The model of a row is the weights hash its samples' ma
     python bench/claims.py [--long DIR] [--pos DIR] [--out docs/claims.md]
 
 ``--long``: the work folder of ``bench/long_video_direction.py`` (claims 6 and 7);
-``--pos``: the eval folder of ``bench/pos_ablation.py`` (claims 1-3).
+``--pos``: the eval folder of ``bench/pos_ablation.py`` (claims 1-3); ``--retrieval``: the per-prompt
+file of ``bench/toy_retrieval.py --rows`` (claim 4).
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ CLAIMS = (
     Claim(7, "The anchor keeps identity to the 8th clip", "ART-V Fig. 8a: FVD better with the anchor", "long",
           "drift", "ART-V", "ART-V + anchor", "identity_kept_at_end", True, LONG),
 )  # fmt: skip
+RETRIEVAL = (
+    "python -m bench.toy_retrieval --pool-size 2000 --prompts 200 --prompt-seed 2024 --ks 200 "
+    "--out bench/results/toy_retrieval_claims.md --rows bench/results/toy_retrieval_claims.json"
+)
 NOT_YET = {
-    4: ("Motion-aware search beats sentence similarity (Search-T2V Fig. 5)",
-        "python -m bench.toy_retrieval --pool-size 2000 --prompts 200 (per-prompt hits for the paired test)"),
     5: ("Tuning on a retrieved video beats a random one, and both beat none (Search-T2V ablation)",
         "python bench/motion_prior.py --prompts 60 --samples 2"),
 }  # fmt: skip
@@ -107,13 +110,28 @@ def measure(claim: Claim, root: Path) -> dict | None:
     }
 
 
+def retrieval_row(path: Path | None) -> str:
+    """Claim 4 from ``bench/toy_retrieval.py --rows``: top-1 motion of the motion prior (exhaustive
+    candidates) against the sentence-similarity ranking (POS eq. 3), prompt by prompt."""
+    start = "| 4 | Motion-aware search beats sentence similarity | Search-T2V Fig. 5 | sentence similarity -> motion prior (top-1 `motion_ok`) |"
+    if path is None or not path.is_file():
+        return f"{start} not measured yet: `{RETRIEVAL}` | | | | | |"
+    rows = json.loads(path.read_text())["exhaustive"]
+    m = paired_test([r["base_motion_ok"] for r in rows], [r["motion_ok"] for r in rows])
+    result = {"p": m.p_value, "better": m.b_better, "worse": m.a_better}
+    return (
+        f"{start} {m.mean_a:.3f} -> {m.mean_b:.3f} | {m.n} prompts | {m.b_better} / {m.a_better} | "
+        f"{m.p_value:.2g} | {verdict(result)} | text model all-MiniLM-L6-v2 (no video model) |"
+    )
+
+
 def verdict(m: dict) -> str:
     if m["p"] < 0.05:
         return "reproduces" if m["better"] > m["worse"] else "reversed"
     return "not shown (p >= 0.05)"
 
 
-def table(sources: dict[str, Path | None]) -> str:
+def table(sources: dict[str, Path | None], retrieval: Path | None = None) -> str:
     lines = [
         "| # | claim | paper | baseline -> arm (metric) | ours | n (prompts x seeds) | pairs better / worse | p | verdict | model |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -134,6 +152,7 @@ def table(sources: dict[str, Path | None]) -> str:
             f"| {claim.number} | {claim.text} | {claim.paper} | {arms} | {ours} | {size} | "
             f"{m['better']} / {m['worse']} | {m['p']:.2g} | {verdict(m)} | `{m['model']}` |"
         )
+    lines.append(retrieval_row(retrieval))
     for number, (text, command) in NOT_YET.items():
         lines.append(f"| {number} | {text} | | | not measured yet: `{command}` | | | | | |")
     return "\n".join(lines) + "\n"
@@ -143,10 +162,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--long", type=Path, default=None, help="bench/long_video_direction.py's --work")
     parser.add_argument("--pos", type=Path, default=None, help="bench/pos_ablation.py's eval folder")
+    parser.add_argument(
+        "--retrieval",
+        type=Path,
+        default=Path("bench/results/toy_retrieval_claims.json"),
+        help="toy_retrieval --rows",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/claims.md"))
     args = parser.parse_args()
-    body = table({"long": args.long, "pos": args.pos})
-    shown = " ".join(f"--{k} {v}" for k, v in (("long", args.long), ("pos", args.pos)) if v is not None)
+    body = table({"long": args.long, "pos": args.pos}, args.retrieval)
+    given = (("long", args.long), ("pos", args.pos), ("retrieval", args.retrieval))
+    shown = " ".join(f"--{k} {v}" for k, v in given if v is not None)
     text = f"""# The papers' claims, re-measured on the embedded model (issue 23)
 
 Regenerate: `python bench/claims.py {shown}` after the runs each row names. Every row compares two

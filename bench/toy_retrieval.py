@@ -18,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
@@ -56,7 +57,7 @@ def agreement(label: dict | None, prompt_label: dict) -> tuple[bool, bool]:
 
 def evaluate(retriever: Retriever, rows: list[dict]) -> dict:
     motion = shape = base_motion = base_shape = 0
-    tops, seconds = [], []
+    tops, seconds, per_prompt = [], [], []
     for row in rows:
         start = time.perf_counter()
         result = retriever.retrieve(row["prompt"], references=0)
@@ -67,6 +68,7 @@ def evaluate(retriever: Retriever, rows: list[dict]) -> dict:
         motion, shape = motion + m, shape + s
         bm, bs = agreement(result.nearest.metadata.get("label"), row["label"])
         base_motion, base_shape = base_motion + bm, base_shape + bs
+        per_prompt.append({"prompt": row["prompt"], "motion_ok": m, "base_motion_ok": bm})
     n = len(rows)
     seconds.sort()
     return {
@@ -76,6 +78,7 @@ def evaluate(retriever: Retriever, rows: list[dict]) -> dict:
         "base_shape": base_shape / n,
         "tops": tops,
         "p50_ms": seconds[n // 2] * 1000,
+        "per_prompt": per_prompt,
     }
 
 
@@ -91,6 +94,7 @@ def main() -> None:
         "--text-encoder", default="torch", choices=["torch", "onnx"], help="MiniLM runtime for the queries"
     )
     ap.add_argument("--out", type=Path, default=Path("bench/results/toy_retrieval.md"))
+    ap.add_argument("--rows", type=Path, default=None, help="also write per-prompt hits (JSON) here")
     args = ap.parse_args()
 
     import torch
@@ -155,6 +159,9 @@ def main() -> None:
     from reelgraph.atomic import write_text
 
     write_text(args.out, text)
+    if args.rows is not None:  # per-prompt top-1 agreement of both rankings (bench/claims.py pairs them)
+        per_prompt = {name: r["per_prompt"] for name, r in results.items()}
+        write_text(args.rows, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **per_prompt}))
 
 
 if __name__ == "__main__":

@@ -57,4 +57,17 @@ def test_the_claims_table_pairs_samples_by_prompt_and_seed(tmp_path):
     smooth = next(line for line in text.splitlines() if "smoother than independent" in line)
     assert "3.000 -> 1.583" in smooth and "| 5 / 1 |" in smooth and "`abc123`" in smooth
     assert "not shown" in smooth  # 5 of 6 pairs better: p = 0.22
-    assert sum("not measured yet" in line for line in text.splitlines()) == len(CLAIMS) - 1 + 2
+    assert sum("not measured yet" in line for line in text.splitlines()) == len(CLAIMS) - 1 + 2  # 4 and 5
+
+
+def test_the_retrieval_claim_pairs_the_two_rankings_prompt_by_prompt(tmp_path):
+    import json
+
+    from bench.claims import retrieval_row
+
+    rows = [{"prompt": str(i), "motion_ok": True, "base_motion_ok": i < 2} for i in range(10)]
+    path = tmp_path / "hits.json"
+    path.write_text(json.dumps({"args": {}, "exhaustive": rows}))
+    row = retrieval_row(path)
+    assert "0.200 -> 1.000" in row and "| 8 / 0 |" in row and "reproduces" in row
+    assert "not measured yet" in retrieval_row(tmp_path / "missing.json")
