@@ -93,25 +93,34 @@ def arms(
 
 
 def generate(settings, rows, configs: dict[str, dict[str, Any]], out_dir: Path, seed: int) -> None:
-    """Every row's sample of prompt 0, then of prompt 1, ... (the folders and seeds ``run_eval`` reads)."""
-    from agent.composition import build_services
-    from toyworld.evaluation import SAMPLE_DIR, _config_settings, _sample
+    """Every row's sample of prompt 0, then of prompt 1, ... (the folders and seeds ``run_eval`` reads:
+    sample 0 of prompt i at seed ``seed + i``), so a run cut short leaves every row the same prompts."""
+    from agent.batch import GenerationJob
+    from toyworld.evaluation import SAMPLE_DIR, _config_settings, generate_samples
 
-    services: dict[str, Any] = {}
-    for index, row in enumerate(rows):
-        started = time.perf_counter()
-        for name, overrides in configs.items():
-            config = _config_settings(settings, overrides)
-            if name not in services:
-                services[name] = build_services(config)
-            _sample(
-                config,
-                services[name],
-                row.prompt,
-                seed + index,
-                out_dir / name / SAMPLE_DIR / f"{index:04d}-0",
+    named = {name: _config_settings(settings, overrides) for name, overrides in configs.items()}
+    jobs = [
+        (
+            name,
+            GenerationJob(
+                settings=config.model_copy(update={"seed": seed + index}),
+                run_dir=out_dir / name / SAMPLE_DIR / f"{index:04d}-0",
+                prompt=row.prompt,
+                name=f"{index:04d}-0",
+            ),
+        )
+        for index, row in enumerate(rows)
+        for name, config in named.items()
+    ]
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done % len(named) == 0:
+            print(
+                f"{out_dir.name}: {done}/{total} videos ({time.perf_counter() - started:.0f} s)", flush=True
             )
-        print(f"{out_dir.name}: prompt {index} done ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    generate_samples(jobs, settings, progress)
 
 
 def table(results: dict[str, dict[str, Any]], columns) -> str:

@@ -110,10 +110,14 @@ def main() -> None:
     results = run_eval(settings, read_prompts(prompts_path), args.out, seed=args.seed, configs=configs)
 
     trained = results["trained"]
-    verdict = "\n".join(
-        f"- {key}: {trained[key]:.3f} (target >= {target:.2f}: {'met' if trained[key] >= target else 'missed'})"
-        for key, target in TARGETS.items()
-    )
+
+    def verdict_line(key: str, target: float) -> str:
+        value = trained[key]
+        if value is None:
+            return f"- {key}: not measured (no such prompt drawn; target >= {target:.2f})"
+        return f"- {key}: {value:.3f} (target >= {target:.2f}: {'met' if value >= target else 'missed'})"
+
+    verdict = "\n".join(verdict_line(key, target) for key, target in TARGETS.items())
     hashes = f"`{args.model}` weights `{info.weights_hash}`"
     if args.baseline:
         hashes += f", `{args.baseline}` weights `{baseline.weights_hash}` ({UNET_STEPS} DDIM steps)"
