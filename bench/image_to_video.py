@@ -31,19 +31,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import write_result
+from toyworld.spec import SINGLE_MOTIONS
 
-SINGLE = (
-    "move_left",
-    "move_right",
-    "move_up",
-    "move_down",
-    "bounce",
-    "spin",
-    "grow",
-    "shrink",
-    "orbit",
-    "zigzag",
-)
+# Motions the probe can tell from a first frame on (``stay`` has no motion to keep).
+SINGLE = tuple(m for m in SINGLE_MOTIONS if m != "stay")
 
 
 def first_frames(rows: list[dict], work: Path, seed: int) -> list[tuple[Path, Any]]:
