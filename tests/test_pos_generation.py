@@ -304,6 +304,21 @@ def test_noise_support_finds_the_npnet_of_this_model_only(tiny_model_dir, tmp_pa
     assert support().inversion_cached("toy:1", 25, 8)
 
 
+def test_npnet_training_keeps_the_weights_that_did_best_on_its_selection_slice():
+    """Early stopping: on targets the text cannot predict, memorising the training pairs raises the
+    held-out MSE; the selection slice stops it early, so the report's MSE stays lower."""
+    from generation.npnet import train_npnet
+
+    g = torch.Generator().manual_seed(3)
+    contexts, targets = torch.randn(80, 6, 16, generator=g), torch.randn(80, 3, 2, 4, 4, generator=g)
+    kwargs = dict(minutes=1.0, max_steps=300, batch_size=16, lr=3e-3, dim=32, layers=1)
+    _, plain = train_npnet(contexts, targets, select_fraction=0.0, **kwargs)
+    _, early = train_npnet(contexts, targets, select_fraction=0.1, eval_every=10, **kwargs)
+    assert plain.select_pairs == 0 and plain.best_step == plain.steps == 300
+    assert early.select_pairs == 8 and early.train_pairs == 64 and early.best_step < 300
+    assert early.val_mse < plain.val_mse, (early, plain)
+
+
 def test_the_embedded_toy_model_ships_its_npnet(tmp_path):
     """`toyworld/npnet/` holds an NPNet trained for the committed toy model: retraining the model
     without retraining its NPNet (or shipping one of the wrong shape) fails here."""
