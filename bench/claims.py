@@ -41,17 +41,28 @@ class Claim:
     command: str
 
 
-LONG = "python bench/long_video_direction.py --prompts 30 --clips 4 --drift-prompts 15 --drift-clips 8 --steps 25"
+LONG = (
+    "python bench/long_video_direction.py --prompts 60 --samples 2 --clips 4 --drift-prompts 30 "
+    "--drift-clips 8 --steps 25"
+)
 POS = "python bench/pos_ablation.py --n-prompts 60 --samples 2"
 CLAIMS = (
+    Claim(1, "ONA improves quality (η = 0.1)", "POS Fig. 6: η sweep", "pos", "", "baseline", "ona_eta0.1",
+          "all_ok", True, POS),
     Claim(1, "ONA improves quality (η = 0.2)", "POS Table 1: FVD 607 -> 567 (η 0.2, MSR-VTT)", "pos", "",
           "baseline", "ona_eta0.2", "all_ok", True, POS),
     Claim(1, "ONA improves quality (η = 0.5, the paper's best in Fig. 6)", "POS Fig. 6: best at η = 0.5", "pos",
           "", "baseline", "ona_eta0.5", "all_ok", True, POS),
+    Claim(1, "ONA improves quality (η = 1.0)", "POS Fig. 6: η sweep", "pos", "", "baseline", "ona_eta1.0",
+          "all_ok", True, POS),
     Claim(2, "NPNet predicts useful noise", "POS §4.2 (no separate number)", "pos", "", "baseline",
           "npnet_eta0.5", "all_ok", True, POS),
-    Claim(3, "Hybrid semantics keep the meaning that rewriting loses", "POS Table 4b: CLIP-SIM kept with γ < 1",
-          "pos", "", "rewrite_only", "spr_gamma0.5", "all_ok", True, POS),
+    Claim(2, "NPNet predicts useful noise (against ONA)", "POS §4.2: NPNet stands in for ONA", "pos", "",
+          "ona_eta0.5", "npnet_eta0.5", "all_ok", True, POS),
+    Claim(3, "Hybrid semantics keep the meaning that rewriting loses (γ = 0.1)",
+          "POS Table 4b: CLIP-SIM kept with γ < 1", "pos", "", "rewrite_only", "spr_gamma0.1", "all_ok", True, POS),
+    Claim(3, "Hybrid semantics keep the meaning that rewriting loses (γ = 0.5)",
+          "POS Table 4b: CLIP-SIM kept with γ < 1", "pos", "", "rewrite_only", "spr_gamma0.5", "all_ok", True, POS),
     Claim(6, "FNR + PNS + DSG is smoother than independent clips", "VidRD Fig. 9 (qualitative)", "long",
           "part_a", "independent", "VidRD keeping direction", "boundary_smoothness", False, LONG),
     Claim(6, "Keeping direction keeps the motion at joins (ours, against eq. 6-8 as printed)",

@@ -22,7 +22,7 @@ same prompts), into ``--work``; a re-run reads finished samples back. Writes
 ``bench/results/long_video_direction.{md,json,png}``.
 
     python bench/long_video_direction.py [--prompts 6] [--clips 4] [--drift-prompts 3] [--drift-clips 8]
-        [--steps 20] [--model toy]
+        [--steps 20] [--samples 1] [--model toy]
 """
 
 from __future__ import annotations
@@ -92,30 +92,22 @@ def arms(
     return rows
 
 
-def generate(settings, rows, configs: dict[str, dict[str, Any]], out_dir: Path, seed: int) -> None:
-    """Every row's sample of prompt 0, then of prompt 1, ... (the folders and seeds ``run_eval`` reads:
-    sample 0 of prompt i at seed ``seed + i``), so a run cut short leaves every row the same prompts."""
-    from agent.batch import GenerationJob
-    from toyworld.evaluation import SAMPLE_DIR, _config_settings, generate_samples
+def generate(
+    settings, rows, configs: dict[str, dict[str, Any]], out_dir: Path, seed: int, samples: int = 1
+) -> None:
+    """Every row's samples of prompt 0, then of prompt 1, ... (the folders and seeds ``run_eval`` reads:
+    sample k of prompt i at seed ``seed + i·K + k``), so a run cut short leaves every row the same prompts."""
+    from toyworld.evaluation import _config_settings, generate_samples, sample_jobs
 
     named = {name: _config_settings(settings, overrides) for name, overrides in configs.items()}
-    jobs = [
-        (
-            name,
-            GenerationJob(
-                settings=config.model_copy(update={"seed": seed + index}),
-                run_dir=out_dir / name / SAMPLE_DIR / f"{index:04d}-0",
-                prompt=row.prompt,
-                name=f"{index:04d}-0",
-            ),
-        )
-        for index, row in enumerate(rows)
-        for name, config in named.items()
-    ]
+    per_row = {
+        name: sample_jobs(config, rows, out_dir / name, samples, seed) for name, config in named.items()
+    }
+    jobs = [(name, per_row[name][i]) for i in range(len(rows) * samples) for name in named]
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        if done % len(named) == 0:
+        if done % (len(named) * 10) == 0 or done == total:
             print(
                 f"{out_dir.name}: {done}/{total} videos ({time.perf_counter() - started:.0f} s)", flush=True
             )
@@ -185,6 +177,8 @@ def main() -> None:
     parser.add_argument("--drift-clips", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 beside another job)")
+    parser.add_argument("--samples", type=int, default=1, help="seeds per prompt (paired across rows)")
     parser.add_argument(
         "--drift-baseline", action="store_true", help="also run independent clips in the drift part"
     )
@@ -203,7 +197,7 @@ def main() -> None:
     from toyworld.captions import prompt_set
     from toyworld.evaluation import PromptRow, run_eval
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     settings = load_settings(
         {"model": args.model, "device": "cpu", "num_inference_steps": args.steps},
         home=args.work / "home",
@@ -215,15 +209,16 @@ def main() -> None:
     rows = [PromptRow(**r) for r in prompt_set(args.prompts, seed=args.seed, motions=DIRECTIONS)]
     artv = (info.conditioning_frames, info.anchor_frame)
     configs = arms(clip, m, args.clips, extra=args.extra, artv=artv)
-    generate(settings, rows, configs, args.work / "part_a", args.seed)
-    part_a = run_eval(settings, rows, args.work / "part_a", samples=1, seed=args.seed, configs=configs)
+    k = args.samples
+    generate(settings, rows, configs, args.work / "part_a", args.seed, k)
+    part_a = run_eval(settings, rows, args.work / "part_a", samples=k, seed=args.seed, configs=configs)
     drift_rows = rows[: args.drift_prompts]
     drift_configs = arms(
         clip, m, args.drift_clips, single=False, extra=args.extra, baseline=args.drift_baseline, artv=artv
     )
-    generate(settings, drift_rows, drift_configs, args.work / "drift", args.seed)
+    generate(settings, drift_rows, drift_configs, args.work / "drift", args.seed, k)
     drift = run_eval(
-        settings, drift_rows, args.work / "drift", samples=1, seed=args.seed, configs=drift_configs
+        settings, drift_rows, args.work / "drift", samples=k, seed=args.seed, configs=drift_configs
     )
     seconds = time.perf_counter() - started
     part_a = {name: r for name, r in part_a.items() if isinstance(r, dict)}
@@ -236,12 +231,13 @@ def main() -> None:
     plot(part_a, drift, RESULTS / "long_video_direction.png")
     sampler = "flow" if info.flow_shift is not None else "DDIM"
     body = f"""Model `{args.model}` (weights `{info.weights_hash}`; clips of {clip} frames, M = {m}, α = 4, β = 0.4,
-join `new`), {args.steps} {sampler} steps, seeds {args.seed} + prompt index, the same for every row. Wall time {seconds / 60:.1f} min.
+join `new`), {args.steps} {sampler} steps, {k} sample(s) per prompt (sample k of prompt i at seed
+{args.seed} + i·{k} + k), the same for every row. Wall time {seconds / 60:.1f} min.
 
-## A. {args.prompts} prompts with a direction x {args.clips} clips
+## A. {args.prompts} prompts with a direction x {k} seed(s) x {args.clips} clips
 
 {table(part_a, COLUMNS)}
-## B. Drift: {len(drift_rows)} prompts x {args.drift_clips} clips
+## B. Drift: {len(drift_rows)} prompts x {k} seed(s) x {args.drift_clips} clips
 
 {table(drift, DRIFT_COLUMNS)}
 ![plot](long_video_direction.png)
