@@ -110,6 +110,25 @@ def test_bad_prompt_files(tmp_path, content, message):
 
 
 @pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ('{"label": {}}\n', "prompt: Field required"),
+        (
+            '{"prompt": "x", "label": {"actor": {"shape": "circle", "color": "red"}, "motion": "stay", '
+            '"background": null}}\n',
+            "label.background: Input should be a valid string",
+        ),
+    ],
+)
+def test_a_bad_prompt_line_names_the_field_it_fails_on(tmp_path, content, field):
+    path = tmp_path / "p.jsonl"
+    path.write_text(content)
+    with pytest.raises(ReelgraphError) as caught:
+        read_prompts(path)
+    assert caught.value.why == field
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         ("configs: {}\n", "no configurations"),

@@ -53,6 +53,16 @@ class PromptRow(BaseModel):
     label: dict[str, Any]
 
 
+def _first_problem(error: Exception, prefix: str = "") -> str:
+    """The first field a validation error names, with its message (``label.background: Input should
+    be a valid string``); a plain ``ValueError``'s own text."""
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        where = prefix + ".".join(str(part) for part in first["loc"])
+        return f"{where or 'the line'}: {first['msg']}"
+    return str(error).splitlines()[0]
+
+
 def read_prompts(path: str | os.PathLike[str]) -> list[PromptRow]:
     """Read a JSONL prompt file: ``{"prompt": str, "label": {...}}`` per line (``size`` may be null)."""
     path = Path(path)
@@ -66,13 +76,15 @@ def read_prompts(path: str | os.PathLike[str]) -> list[PromptRow]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        prefix = ""  # where the failing model sits in the line
         try:
             row = PromptRow.model_validate_json(line)
+            prefix = "label."
             Label.model_validate(row.label)
         except (ValidationError, ValueError) as error:
             raise ReelgraphError(
                 f"Line {number} of {str(path)!r} is not a labelled prompt.",
-                why=str(error).splitlines()[0],
+                why=_first_problem(error, prefix),
                 fix='each line must be {"prompt": "...", "label": {"actor": {...}, "motion": ..., '
                 '"recipient": ... or null, "background": ...}}.',
             ) from error
