@@ -42,7 +42,7 @@ class Claim:
 
 
 LONG = (
-    "python bench/long_video_direction.py --prompts 60 --samples 2 --clips 4 --drift-prompts 30 "
+    "python bench/long_video_direction.py --prompts 60 --samples 2 --clips 4 --drift-prompts 20 "
     "--drift-clips 8 --steps 25"
 )
 POS = "python bench/pos_ablation.py --n-prompts 60 --samples 2"
@@ -77,10 +77,14 @@ RETRIEVAL = (
     "python -m bench.toy_retrieval --pool-size 2000 --prompts 200 --prompt-seed 2024 --ks 200 "
     "--out bench/results/toy_retrieval_claims.md --rows bench/results/toy_retrieval_claims.json"
 )
-NOT_YET = {
-    5: ("Tuning on a retrieved video beats a random one, and both beat none (Search-T2V ablation)",
-        "python bench/motion_prior.py --prompts 60 --samples 2"),
-}  # fmt: skip
+MOTION = "python bench/motion_prior.py --prompts 60 --samples 2 --only zigzag"
+# Claim 5's three comparisons: (text, baseline condition, arm condition).
+MOTION_ROWS = (
+    ("Tuning on a retrieved video beats a random one", "random", "retrieved"),
+    ("Tuning on a retrieved video beats no tuning", "base", "retrieved"),
+    ("Tuning on a random video beats no tuning", "base", "random"),
+)
+BEGIN, END = "<!-- claims:begin (bench/claims.py writes this block) -->", "<!-- claims:end -->"
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -142,7 +146,33 @@ def verdict(m: dict) -> str:
     return "not shown (p >= 0.05)"
 
 
-def table(sources: dict[str, Path | None], retrieval: Path | None = None) -> str:
+def motion_rows(paths: list[Path]) -> list[str]:
+    """Claim 5 from ``bench/motion_prior.py`` runs (``rows.json`` of one or more ``--work`` folders,
+    e.g. two ``--range`` halves): the rare motion's ``motion_ok``, paired by prompt and sample."""
+    rows = [r for path in paths for r in json.loads(path.read_text())["rows"] if r["motion"] == "zigzag"]
+    if not rows:
+        return [
+            f"| 5 | Tuning on a retrieved video beats a random one, and both beat none | | | not measured yet: `{MOTION}` | | | | | |"
+        ]
+    model = json.loads(paths[0].read_text())["meta"].get("weights_hash", "?")
+    k = len(rows[0]["samples"]["base"])
+    out = []
+    for text, base, arm in MOTION_ROWS:
+        a = [float(s["motion_ok"]) for r in rows for s in r["samples"][base]]
+        b = [float(s["motion_ok"]) for r in rows for s in r["samples"][arm]]
+        m = paired_test(a, b)
+        result = {"p": m.p_value, "better": m.b_better, "worse": m.a_better}
+        out.append(
+            f"| 5 | {text} (the rare motion, zigzag) | Search-T2V ablation: retrieval > random > none | "
+            f"{base} -> {arm} (`motion_ok`) | {m.mean_a:.3f} -> {m.mean_b:.3f} | {m.n} ({len(rows)} x {k}) | "
+            f"{m.b_better} / {m.a_better} | {m.p_value:.2g} | {verdict(result)} | `{model}` |"
+        )
+    return out
+
+
+def table(
+    sources: dict[str, Path | None], retrieval: Path | None = None, motion: list[Path] | None = None
+) -> str:
     lines = [
         "| # | claim | paper | baseline -> arm (metric) | ours | n (prompts x seeds) | pairs better / worse | p | verdict | model |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -164,8 +194,7 @@ def table(sources: dict[str, Path | None], retrieval: Path | None = None) -> str
             f"{m['better']} / {m['worse']} | {m['p']:.2g} | {verdict(m)} | `{m['model']}` |"
         )
     lines.append(retrieval_row(retrieval))
-    for number, (text, command) in NOT_YET.items():
-        lines.append(f"| {number} | {text} | | | not measured yet: `{command}` | | | | | |")
+    lines.extend(motion_rows(motion or []))
     return "\n".join(lines) + "\n"
 
 
@@ -179,21 +208,36 @@ def main() -> None:
         default=Path("bench/results/toy_retrieval_claims.json"),
         help="toy_retrieval --rows",
     )
+    parser.add_argument(
+        "--motion", type=Path, nargs="*", default=[], help="bench/motion_prior.py's rows.json files (claim 5)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/claims.md"))
     args = parser.parse_args()
-    body = table({"long": args.long, "pos": args.pos}, args.retrieval)
+    body = table({"long": args.long, "pos": args.pos}, args.retrieval, args.motion)
     given = (("long", args.long), ("pos", args.pos), ("retrieval", args.retrieval))
     shown = " ".join(f"--{k} {v}" for k, v in given if v is not None)
-    text = f"""# The papers' claims, re-measured on the embedded model (issue 23)
-
+    if args.motion:
+        shown += " --motion " + " ".join(map(str, args.motion))
+    block = f"""{BEGIN}
 Regenerate: `python bench/claims.py {shown}` after the runs each row names. Every row compares two
 arms on the same prompts and seeds; `p` is the exact two-sided paired sign test (McNemar's for 0/1
 outcomes; `toyworld/paired.py`) over the pairs where the arms differ; `pairs better / worse` counts
 them. Lower is better for `boundary_smoothness` (1.0 is seamless); the table shows it as measured.
 
-{body}"""
-    write_text(args.out, text)
+{body}{END}"""
+    write_block(args.out, block)
     print(body)
+
+
+def write_block(out: Path, block: str) -> None:
+    """Write ``block`` (from ``BEGIN`` to ``END``) into ``out``, keeping the hand-written text around an
+    earlier block; a new file gets a title and the block."""
+    old = out.read_text() if out.is_file() else ""
+    if BEGIN in old and END in old:
+        text = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    else:
+        text = f"# The papers' claims, re-measured on the embedded model (issue 23)\n\n{block}\n"
+    write_text(out, text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Proof on the toy world: does distilling a retrieved video's motion make the rare motion (Search-T2V §4.3)?
 
-For ``--prompts`` zigzag prompts (the toy model's rare motion, 0.8 % of its
-training captions) and as many prompts of a common motion (``--common``), each
+For ``--prompts`` zigzag prompts (the toy model's rare motion: 3 % of the flow
+model's training captions, 0.8 % of toy-unet's) and as many prompts of a common motion (``--common``), each
 sampled ``--samples`` times with the same seeds in every condition:
 
 * **base**: the toy model as it is;
@@ -140,6 +140,7 @@ def collect(args: argparse.Namespace) -> dict:
         """Rows so far and the settings, to ``<work>/rows.json`` (after every prompt: a cut-off run keeps its rows)."""
         meta = {
             "model": args.model,
+            "weights_hash": info.weights_hash,
             "frames": f"{info.num_frames} frames of {info.height}x{info.width}",
             "inference_steps": args.inference_steps,
             "guidance": guidance,

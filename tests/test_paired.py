@@ -71,3 +71,43 @@ def test_the_retrieval_claim_pairs_the_two_rankings_prompt_by_prompt(tmp_path):
     row = retrieval_row(path)
     assert "0.200 -> 1.000" in row and "| 8 / 0 |" in row and "reproduces" in row
     assert "not measured yet" in retrieval_row(tmp_path / "missing.json")
+
+
+def test_the_motion_prior_claim_pairs_conditions_by_prompt_and_sample(tmp_path):
+    import json
+
+    from bench.claims import motion_rows
+
+    def sample(ok: bool) -> dict:
+        return {"motion_ok": ok}
+
+    rows = [
+        {
+            "motion": "zigzag",
+            "samples": {
+                "base": [sample(False), sample(False)],
+                "random": [sample(i == 0), sample(False)],
+                "retrieved": [sample(True), sample(i < 3)],
+            },
+        }
+        for i in range(5)
+    ]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"rows": rows, "meta": {"weights_hash": "abc"}}))
+    retrieved_vs_random, retrieved_vs_base, random_vs_base = motion_rows([path])
+    assert "random -> retrieved" in retrieved_vs_random and "0.100 -> 0.800" in retrieved_vs_random
+    assert "| 10 (5 x 2) | 7 / 0 |" in retrieved_vs_random and "`abc`" in retrieved_vs_random
+    assert "| 8 / 0 |" in retrieved_vs_base and "reproduces" in retrieved_vs_base
+    assert "| 1 / 0 |" in random_vs_base and "not shown" in random_vs_base
+    assert "not measured yet" in motion_rows([])[0]
+
+
+def test_the_claims_block_is_rewritten_between_its_markers_only(tmp_path):
+    from bench.claims import BEGIN, END, write_block
+
+    out = tmp_path / "claims.md"
+    write_block(out, f"{BEGIN}\nold table\n{END}")
+    assert out.read_text().startswith("# The papers' claims") and "old table" in out.read_text()
+    out.write_text(f"# mine\n\nintro\n\n{BEGIN}\nold table\n{END}\n\n## discussion\n")
+    write_block(out, f"{BEGIN}\nnew table\n{END}")
+    assert out.read_text() == f"# mine\n\nintro\n\n{BEGIN}\nnew table\n{END}\n\n## discussion\n"
