@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--n-prompts", type=int, default=60)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
+    parser.add_argument("--steps", type=int, default=25, help="sampling steps (DDIM or flow: the model's)")
     parser.add_argument("--ablation", default=str(HERE / "pos_ablation.yaml"))
     parser.add_argument("--prompts", default=str(HERE / "data" / "pos_ablation_prompts.jsonl"))
     parser.add_argument(
@@ -250,11 +250,16 @@ def _report(args, out, configs, results, rows, records, prompts_path, n_prompts,
     ablation_plot(results, out / "ablation.png")
     follow: list[str] = []
     base = {(r["index"], r["sample"]): r for r in rows["baseline"]}
+    first = json.loads((Path(rows["baseline"][0]["video"]).parent / "manifest.json").read_text())
+    weights = first["model"].get("weights_hash", "?")
+    scheduler = first.get("scheduler", {}).get("_class_name", "?")
     lines = [
         f"{n_prompts} toy eval prompts not in the {args.pool}-video pool (`{os.path.relpath(prompts_path, HERE.parent)}`), "
         f"{args.samples} seeds each (sample k of prompt i: seed {args.seed} + i·{args.samples} + k, the same in "
-        f"every config); model `{args.model}`, {settings.num_inference_steps} DDIM steps, the model's guidance. "
-        f"Configs: `{os.path.relpath(args.ablation, HERE.parent)}`. Wall time {time.perf_counter() - started:.0f} s.",
+        f"every config); model `{args.model}` (weights `{weights}`), {settings.num_inference_steps} steps of "
+        f"`{scheduler}`, the model's guidance. Configs: `{os.path.relpath(args.ablation, HERE.parent)}`. "
+        f"This call: {time.perf_counter() - started:.0f} s (configs already sampled, e.g. by earlier calls "
+        "with `--only`, are read back, not sampled again).",
         "",
         ablation_table(results),
         f"fvd_toy between two independent renders of the same labels (the floor): "
