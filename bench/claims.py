@@ -195,7 +195,9 @@ def table(
         )
     lines.append(retrieval_row(retrieval))
     lines.extend(motion_rows(motion or []))
-    return "\n".join(lines) + "\n"
+    head, rows = lines[:2], lines[2:]
+    rows.sort(key=lambda line: int(line.split("|")[1]))  # by claim number, stable within a claim
+    return "\n".join(head + rows) + "\n"
 
 
 def main() -> None:

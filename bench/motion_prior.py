@@ -272,8 +272,10 @@ def report(name: str, rows: list[dict], metas: list[dict]) -> None:
     )
     prompts = "; ".join(f"{k}: `toyworld.captions.{v}`" for m in metas for k, v in m["prompts"].items())
     body = f"""
-Model `{meta["model"]}` ({meta["frames"]}), {meta["inference_steps"]} DDIM steps, guidance {meta["guidance"]:g};
-tuning: `{json.dumps(meta["tuning"])}`; LoRA scale {meta["lora_scale"]}.
+Model `{meta["model"]}` (weights `{meta.get("weights_hash", "?")}`, {meta["frames"]}), {meta["inference_steps"]} sampling steps, guidance {meta["guidance"]:g};
+tuning: `{json.dumps(meta["tuning"])}` (`projections` are the UNet3D's temporal ones; on a flow
+transformer the LoRA goes on every block's self-attention, `blocks.N.attn1.to_q/k/v/to_out.0`);
+LoRA scale {meta["lora_scale"]}.
 Pool: {meta["pool"]}, all 14 motions equally likely.
 Prompts ("eval" distribution, one motion each): {prompts}; the same sampling seeds in every condition.
 Judge: the toy probe (`toyworld.probe`, scored by `toyworld.metrics.score`).
