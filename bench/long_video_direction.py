@@ -187,6 +187,13 @@ def main() -> None:
         action="store_true",
         help="add a row: keeping direction with fresh noise (α=0) held to the end (β=1)",
     )
+    parser.add_argument(
+        "--only",
+        choices=("part_a", "drift"),
+        default=None,
+        help="sample one part and stop (a second process can take the other); a later call without "
+        "it reads both back and writes the results",
+    )
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/long_video_direction"))
     args = parser.parse_args()
 
@@ -210,12 +217,16 @@ def main() -> None:
     artv = (info.conditioning_frames, info.anchor_frame)
     configs = arms(clip, m, args.clips, extra=args.extra, artv=artv)
     k = args.samples
-    generate(settings, rows, configs, args.work / "part_a", args.seed, k)
-    part_a = run_eval(settings, rows, args.work / "part_a", samples=k, seed=args.seed, configs=configs)
     drift_rows = rows[: args.drift_prompts]
     drift_configs = arms(
         clip, m, args.drift_clips, single=False, extra=args.extra, baseline=args.drift_baseline, artv=artv
     )
+    if args.only is not None:
+        part_rows, part_configs = (rows, configs) if args.only == "part_a" else (drift_rows, drift_configs)
+        generate(settings, part_rows, part_configs, args.work / args.only, args.seed, k)
+        return
+    generate(settings, rows, configs, args.work / "part_a", args.seed, k)
+    part_a = run_eval(settings, rows, args.work / "part_a", samples=k, seed=args.seed, configs=configs)
     generate(settings, drift_rows, drift_configs, args.work / "drift", args.seed, k)
     drift = run_eval(
         settings, drift_rows, args.work / "drift", samples=k, seed=args.seed, configs=drift_configs
