@@ -136,7 +136,7 @@ def main() -> None:
     growth = rows[-1]["rss_mb"]["all clips"] - rows[0]["rss_mb"]["all clips"]
     per_clip = [r["sampling_seconds"] / r["clips"] for r in rows]
     body = f"""
-Model `{args.model}`, {args.steps} DDIM steps, VidRD FNR+PNS+DSG with the default M = N/2, α = 4,
+Model `{args.model}`, {args.steps} sampling steps (DDIM or flow: the model's), VidRD FNR+PNS+DSG with the default M = N/2, α = 4,
 β = 0.4 (prompt frames not repeated), guidance from the model, {args.device}, one fresh process per row.
 Memory is the process's peak resident set (ru_maxrss) at three points (see the script's docstring).
 
