@@ -352,9 +352,7 @@ def test_artv_continues_each_clip_from_the_previous_clips_last_latent_frames(
     previous clip's last m clean latent frames as given frames 0 .. m-1 with a mask; the first clip
     gets none; the output keeps the given frames exactly."""
     from safetensors.torch import load_file
-    from typer.testing import CliRunner
 
-    import cli
     from generation.toy_transformer import ToyWanTransformer
 
     calls = []
@@ -365,12 +363,7 @@ def test_artv_continues_each_clip_from_the_previous_clips_last_latent_frames(
         return forward(self, *args, given_latents=given_latents, given_mask=given_mask, **kwargs)
 
     monkeypatch.setattr(ToyWanTransformer, "forward", recording)
-    out = tmp_path / "run"
-    args = ["--home", str(tmp_path / "home"), "generate", "a red ball rolls to the right", "--model",
-            str(micro_flow_folder), "--frames", "12", "--steps", "2", "--extension", "artv", "--out", str(out),
-            "--json"]  # fmt: skip
-    result = CliRunner().invoke(cli.app, args)
-    assert result.exit_code == 0, result.output
+    out = _generate_artv(tmp_path, micro_flow_folder)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["long_video"]["method"] == "artv"
     assert [c["kept"] for c in manifest["long_video"]["clips"]] == [[0, 8], [4, 8]]
@@ -405,9 +398,7 @@ def test_artv_gives_noised_frames_and_the_first_frame_as_anchor(tmp_path, monkey
     """ART-V §3.3-3.4 at sampling: the second clip's given frames are the first clip's last m latent
     frames noised to ``extension_given_noise`` with the clip's own noise, their tokens told that
     level, and every call of that clip gets the first clip's first latent frame as anchor."""
-    from typer.testing import CliRunner
 
-    import cli
     from generation.flow_extension import FlowClipExtension
     from generation.toy_transformer import ToyWanTransformer
 
@@ -428,12 +419,7 @@ def test_artv_gives_noised_frames_and_the_first_frame_as_anchor(tmp_path, monkey
     monkeypatch.setattr(FlowClipExtension, "finish", finishing)
     monkeypatch.setenv("REELGRAPH_ANCHOR_FIRST_CLIP", "true")
     monkeypatch.setenv("REELGRAPH_EXTENSION_GIVEN_NOISE", "0.25")
-    out = tmp_path / "run"
-    args = ["--home", str(tmp_path / "home"), "generate", "a red ball rolls to the right", "--model",
-            str(micro_artv_folder), "--frames", "12", "--steps", "2", "--extension", "artv", "--out", str(out),
-            "--json"]  # fmt: skip
-    result = CliRunner().invoke(cli.app, args)
-    assert result.exit_code == 0, result.output
+    out = _generate_artv(tmp_path, micro_artv_folder)
     plan = json.dumps(json.loads((out / "manifest.json").read_text())["plan"])
     assert "noise level 0.25" in plan and "anchored to the video's first frame" in plan
     first, second = clips
@@ -483,3 +469,18 @@ def test_the_continuation_recipe_trains_artv_inputs_and_its_card_says_so(tmp_pat
         and f"Started from the transformer of `{donor}`" in card
     )
     assert f"--init-from {donor} --continuation --seed 5" in card
+
+
+def _generate_artv(tmp_path: Path, folder: Path) -> Path:
+    """``generate --extension artv`` of a 12-frame video (two clips) on ``folder``; its run folder."""
+    from typer.testing import CliRunner
+
+    import cli
+
+    out = tmp_path / "run"
+    args = ["--home", str(tmp_path / "home"), "generate", "a red ball rolls to the right", "--model",
+            str(folder), "--frames", "12", "--steps", "2", "--extension", "artv", "--out", str(out),
+            "--json"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    return out
