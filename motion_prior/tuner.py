@@ -7,7 +7,7 @@ What the agent's ``tune_motion`` node and ``reelgraph tune`` call:
   prompt's motion is one the model rarely saw in training: the
   ``rare_motions`` setting, else the model folder's ``reelgraph.json``
   (``"rare_motions": [...]``), else, for the embedded toy model, the toy
-  world's rare motion (zigzag is 0.8 % of its training captions).
+  world's rare motion (zigzag: 3 % of the flow model's training captions, 0.8 % of toy-unet's).
 * :meth:`MotionTuner.plan`: find the motion-prior video (the retrieve node's
   top motion hit, a given id or path, or a search of the pool), match its
   units to the prompt's, cut the keyframes, and describe the job: video,
