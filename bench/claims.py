@@ -42,7 +42,7 @@ class Claim:
 
 
 LONG = (
-    "python bench/long_video_direction.py --prompts 60 --samples 2 --clips 4 --drift-prompts 20 "
+    "python bench/long_video_direction.py --prompts 60 --samples 2 --clips 4 --drift-prompts 40 "
     "--drift-clips 8 --steps 25"
 )
 POS = "python bench/pos_ablation.py --n-prompts 60 --samples 2"
