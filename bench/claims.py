@@ -128,22 +128,65 @@ def measure(claim: Claim, root: Path) -> dict | None:
 def retrieval_row(path: Path | None) -> str:
     """Claim 4 from ``bench/toy_retrieval.py --rows``: top-1 motion of the motion prior (exhaustive
     candidates) against the sentence-similarity ranking (POS eq. 3), prompt by prompt."""
-    start = "| 4 | Motion-aware search beats sentence similarity | Search-T2V Fig. 5 | sentence similarity -> motion prior (top-1 `motion_ok`) |"
+    claim = (
+        4,
+        "Motion-aware search beats sentence similarity",
+        "Search-T2V Fig. 5",
+        "sentence similarity -> motion prior (top-1 `motion_ok`)",
+    )
     if path is None or not path.is_file():
-        return f"{start} not measured yet: `{RETRIEVAL}` | | | | | |"
+        return unmeasured_row(*claim, RETRIEVAL)
     rows = json.loads(path.read_text())["exhaustive"]
     m = paired_test([r["base_motion_ok"] for r in rows], [r["motion_ok"] for r in rows])
-    result = {"p": m.p_value, "better": m.b_better, "worse": m.a_better}
-    return (
-        f"{start} {m.mean_a:.3f} -> {m.mean_b:.3f} | {m.n} prompts | {m.b_better} / {m.a_better} | "
-        f"{m.p_value:.2g} | {verdict(result)} | text model all-MiniLM-L6-v2 (no video model) |"
+    return measured_row(
+        *claim,
+        m.mean_a,
+        m.mean_b,
+        f"{m.n} prompts",
+        m.b_better,
+        m.a_better,
+        m.p_value,
+        "text model all-MiniLM-L6-v2 (no video model)",
     )
 
 
-def verdict(m: dict) -> str:
-    if m["p"] < 0.05:
-        return "reproduces" if m["better"] > m["worse"] else "reversed"
+def verdict(p: float, better: int, worse: int) -> str:
+    if p < 0.05:
+        return "reproduces" if better > worse else "reversed"
     return "not shown (p >= 0.05)"
+
+
+def measured_row(
+    number: int,
+    text: str,
+    paper: str,
+    arms: str,
+    baseline: float,
+    arm: float,
+    size: str,
+    better: int,
+    worse: int,
+    p: float,
+    model: str,
+) -> str:
+    """One row of the table: the two arms' means, the pairs that differ, the sign test and its verdict."""
+    cells = (
+        number,
+        text,
+        paper,
+        arms,
+        f"{baseline:.3f} -> {arm:.3f}",
+        size,
+        f"{better} / {worse}",
+        f"{p:.2g}",
+        verdict(p, better, worse),
+        model,
+    )
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def unmeasured_row(number: int, text: str, paper: str, arms: str, command: str) -> str:
+    return f"| {number} | {text} | {paper} | {arms} | not measured yet: `{command}` | | | | | |"
 
 
 def motion_rows(paths: list[Path]) -> list[str]:
@@ -152,7 +195,9 @@ def motion_rows(paths: list[Path]) -> list[str]:
     rows = [r for path in paths for r in json.loads(path.read_text())["rows"] if r["motion"] == "zigzag"]
     if not rows:
         return [
-            f"| 5 | Tuning on a retrieved video beats a random one, and both beat none | | | not measured yet: `{MOTION}` | | | | | |"
+            unmeasured_row(
+                5, "Tuning on a retrieved video beats a random one, and both beat none", "", "", MOTION
+            )
         ]
     model = json.loads(paths[0].read_text())["meta"].get("weights_hash", "?")
     k = len(rows[0]["samples"]["base"])
@@ -161,11 +206,20 @@ def motion_rows(paths: list[Path]) -> list[str]:
         a = [float(s["motion_ok"]) for r in rows for s in r["samples"][base]]
         b = [float(s["motion_ok"]) for r in rows for s in r["samples"][arm]]
         m = paired_test(a, b)
-        result = {"p": m.p_value, "better": m.b_better, "worse": m.a_better}
         out.append(
-            f"| 5 | {text} (the rare motion, zigzag) | Search-T2V ablation: retrieval > random > none | "
-            f"{base} -> {arm} (`motion_ok`) | {m.mean_a:.3f} -> {m.mean_b:.3f} | {m.n} ({len(rows)} x {k}) | "
-            f"{m.b_better} / {m.a_better} | {m.p_value:.2g} | {verdict(result)} | `{model}` |"
+            measured_row(
+                5,
+                f"{text} (the rare motion, zigzag)",
+                "Search-T2V ablation: retrieval > random > none",
+                f"{base} -> {arm} (`motion_ok`)",
+                m.mean_a,
+                m.mean_b,
+                f"{m.n} ({len(rows)} x {k})",
+                m.b_better,
+                m.a_better,
+                m.p_value,
+                f"`{model}`",
+            )
         )
     return out
 
@@ -182,16 +236,23 @@ def table(
         m = None if root is None else measure(claim, root)
         arms = f"{claim.baseline} -> {claim.arm} (`{claim.metric}`)"
         if m is None:
-            lines.append(
-                f"| {claim.number} | {claim.text} | {claim.paper} | {arms} | not measured yet: `{claim.command}` "
-                "| | | | | |"
-            )
+            lines.append(unmeasured_row(claim.number, claim.text, claim.paper, arms, claim.command))
             continue
-        ours = f"{m['baseline']:.3f} -> {m['arm']:.3f}"
         size = f"{m['n']} ({m['prompts']} x {m['samples']})"
         lines.append(
-            f"| {claim.number} | {claim.text} | {claim.paper} | {arms} | {ours} | {size} | "
-            f"{m['better']} / {m['worse']} | {m['p']:.2g} | {verdict(m)} | `{m['model']}` |"
+            measured_row(
+                claim.number,
+                claim.text,
+                claim.paper,
+                arms,
+                m["baseline"],
+                m["arm"],
+                size,
+                m["better"],
+                m["worse"],
+                m["p"],
+                f"`{m['model']}`",
+            )
         )
     lines.append(retrieval_row(retrieval))
     lines.extend(motion_rows(motion or []))
