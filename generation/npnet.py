@@ -225,8 +225,9 @@ def train_npnet(
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=generator)
     n_val = max(1, round(n * val_fraction))
-    n_select = round(n * select_fraction) if n - n_val - round(n * select_fraction) >= 2 else 0
-    n_select = n_select if n_select >= 4 else 0
+    n_select = round(n * select_fraction)
+    if n_select < 4 or n - n_val - n_select < 2:  # too few pairs to select on: keep the last step
+        n_select = 0
     val_idx, select_idx = order[:n_val], order[n_val : n_val + n_select]
     train_idx = order[n_val + n_select :]
     _, c, f, h, w = targets.shape
@@ -248,7 +249,10 @@ def train_npnet(
     total = max_steps or 10**9
     started = time.perf_counter()
     step, train_loss = 0, float("nan")
-    best = (_mse(net, contexts, targets, select_idx), 0, copy.deepcopy(net.state_dict()))
+    # (selection MSE, step, weights) of the best step so far; None without a selection slice
+    best = (
+        (_mse(net, contexts, targets, select_idx), 0, copy.deepcopy(net.state_dict())) if n_select else None
+    )
     net.train()
     while step < total and time.perf_counter() < deadline:
         # Cosine decay over the step budget when one is given, else over the time budget.
@@ -264,14 +268,15 @@ def train_npnet(
         step += 1
         if progress is not None:
             progress(step, train_loss)
-        if n_select and step % eval_every == 0:
+        if best is not None and step % eval_every == 0:
             mse = _mse(net, contexts, targets, select_idx)
             if mse < best[0]:
                 best = (mse, step, copy.deepcopy(net.state_dict()))
             net.train()
-    if n_select:
-        net.load_state_dict(best[2])
-    best_step = best[1] if n_select else step
+    best_step = step
+    if best is not None:
+        _, best_step, weights = best
+        net.load_state_dict(weights)
     net.eval()
     with torch.no_grad():
         val_targets = targets[val_idx]
@@ -300,9 +305,7 @@ def train_npnet(
 
 
 def _mse(net: NPNet, contexts: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor) -> float:
-    """The NPNet's MSE on the pairs ``idx`` (inf for none), in eval mode, without gradients."""
-    if len(idx) == 0:
-        return float("inf")
+    """The NPNet's MSE on the pairs ``idx``, in eval mode, without gradients."""
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(contexts[idx[i : i + 64]]) for i in range(0, len(idx), 64)])
