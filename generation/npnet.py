@@ -280,7 +280,7 @@ def train_npnet(
     net.eval()
     with torch.no_grad():
         val_targets = targets[val_idx]
-        pred = torch.cat([net(contexts[val_idx[i : i + 64]]) for i in range(0, n_val, 64)])
+        pred = _predict(net, contexts, val_idx)
         val_mse = float(nn.functional.mse_loss(pred, val_targets))
         net.config.residual_std = math.sqrt(val_mse)
         mean = targets[train_idx].mean(dim=0, keepdim=True)
@@ -304,9 +304,13 @@ def train_npnet(
     return net, report
 
 
-def _mse(net: NPNet, contexts: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor) -> float:
-    """The NPNet's MSE on the pairs ``idx``, in eval mode, without gradients."""
-    net.eval()
+def _predict(net: NPNet, contexts: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The NPNet's predictions for the pairs ``idx``, 64 at a time, without gradients."""
     with torch.no_grad():
-        pred = torch.cat([net(contexts[idx[i : i + 64]]) for i in range(0, len(idx), 64)])
-    return float(nn.functional.mse_loss(pred, targets[idx]))
+        return torch.cat([net(contexts[idx[i : i + 64]]) for i in range(0, len(idx), 64)])
+
+
+def _mse(net: NPNet, contexts: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor) -> float:
+    """The NPNet's MSE on the pairs ``idx``, in eval mode."""
+    net.eval()
+    return float(nn.functional.mse_loss(_predict(net, contexts, idx), targets[idx]))
