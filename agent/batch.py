@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.state import SceneRequest
-from reelgraph.errors import ReelgraphError
+from reelgraph.errors import ReelgraphError, validation_problems
 from reelgraph.settings import Settings
 
 FINISHED_FILES = ("manifest.json", "video.mp4")
@@ -89,7 +89,7 @@ def settings_with(base: Settings, overrides: dict[str, Any], where: str) -> Sett
     except ValidationError as error:
         raise ReelgraphError(
             f"{where} has invalid settings {overrides}.",
-            why="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()),
+            why="; ".join(validation_problems(error)),
             fix="correct the values.",
         ) from error
 

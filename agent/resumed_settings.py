@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reelgraph.errors import ReelgraphError
+from reelgraph.errors import ReelgraphError, validation_problems
 from reelgraph.settings import Settings
 
 # Where requests go and where files are written: named by the current command only.
@@ -35,7 +35,7 @@ def resumed_settings(current: Settings, saved: Any, source: str) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(validation_problems(error))
         raise ReelgraphError(
             f"{source!r} holds settings this reelgraph cannot use: {problems}.",
             why="the file was edited, or written by another version.",

@@ -32,3 +32,9 @@ class ReelgraphError(Exception):
         if self.fix:
             parts.append(f"Fix: {self.fix}")
         return "\n".join(parts)
+
+
+def validation_problems(error, prefix: str = "", whole: str = "the input") -> list[str]:
+    """``location: message`` for each problem a pydantic ``ValidationError`` lists, ``prefix`` before
+    each location (``label.``), ``whole`` where a problem has no location (invalid JSON, say)."""
+    return [f"{prefix + '.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in error.errors()]

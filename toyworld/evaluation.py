@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from reelgraph.atomic import write_json, write_text
-from reelgraph.errors import ReelgraphError
+from reelgraph.errors import ReelgraphError, validation_problems
 from reelgraph.settings import Settings
 from toyworld.spec import Label
 
@@ -57,9 +57,7 @@ def _first_problem(error: Exception, prefix: str = "") -> str:
     """The first field a validation error names, with its message (``label.background: Input should
     be a valid string``); a plain ``ValueError``'s own text."""
     if isinstance(error, ValidationError) and error.errors():
-        first = error.errors()[0]
-        where = prefix + ".".join(str(part) for part in first["loc"])
-        return f"{where or 'the line'}: {first['msg']}"
+        return validation_problems(error, prefix, whole="the line")[0]
     return str(error).splitlines()[0]
 
 

@@ -28,7 +28,7 @@ from agent.chat import ChatSession, ChatState, Reply, build_chat_graph, chat_ser
 from agent.checkpoints import open_saver
 from agent.services import Services
 from agent.state import RunState, SceneRequest
-from reelgraph.errors import ReelgraphError
+from reelgraph.errors import ReelgraphError, validation_problems
 from reelgraph.runs import default_run_dir
 from reelgraph.settings import LoadedSettings, Settings
 from webui.views import PANEL_SETTINGS, RunEntry, list_runs, read_manifest
@@ -94,7 +94,7 @@ class UiBackend:
         try:
             return Settings.model_validate({**self.settings.model_dump(), **given})
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            problems = "; ".join(validation_problems(error))
             raise ReelgraphError(
                 f"Invalid settings: {problems}.", fix="correct the value in the panel."
             ) from error
